@@ -1,0 +1,112 @@
+"""Running a recipe's stages in order: source -> generate -> clean -> teacher label.
+
+Each stage is a ``Dataset -> Dataset`` function in its own module; this file only wires them, records
+counts and timings for the card, and caches the labelled result (``raw``) by the recipe's fingerprint
+so that every selection config of a build reuses one generation and one labelling run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from datasets import Dataset
+
+from . import __version__
+from .clean import clean, drop_counts
+from .data import load_source, seed_path
+from .generate import GenerationConfig, LocalGenerator, fingerprint, generate
+from .prompts import item_prompts, premise_prompts, source_premises
+from .recipe import Recipe
+from .teacher import Teacher, label, train_teacher
+
+INTERNAL_COLUMNS = ("prompt", "examples", "generation", "drop_reason", "prompt_id")
+
+
+@dataclass
+class PipelineResult:
+    raw: Dataset
+    stats: dict = field(default_factory=dict)  # counts per stage, timings, provenance for the card
+
+
+def recipe_fingerprint(recipe: Recipe) -> str:
+    data = recipe.to_dict()
+    data.pop("selection")  # selection runs on top of raw; it does not change raw
+    return fingerprint(data, __version__)
+
+
+def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineResult:
+    """Run (or reuse) generation, cleaning and teacher labelling for ``recipe``."""
+    work = Path(work_dir)
+    fp = recipe_fingerprint(recipe)
+    raw_file, stats_file = work / f"raw-{fp}.parquet", work / f"raw-{fp}.json"
+    if raw_file.exists() and stats_file.exists():
+        return PipelineResult(Dataset.from_parquet(str(raw_file), keep_in_memory=True),
+                              json.loads(stats_file.read_text()))
+    task = recipe.task_spec
+    timings: dict[str, float] = {}
+    stats: dict = {"counts": {}, "timings": timings}
+
+    t = time.perf_counter()
+    source = load_source(task, recipe.source.path, recipe.source.split, recipe.source.label_column,
+                         recipe.source.limit, recipe.generation.seed)
+    dev = None
+    if recipe.dev is not None:
+        dev = load_source(task, recipe.dev.path, recipe.dev.split, recipe.dev.label_column, recipe.dev.limit)
+    source_name = recipe.source.path or f"hf_crossaug seed set ({seed_path(task).name})"
+    stats["source"] = {"name": source_name, "rows": len(source), "dev": recipe.dev.path if recipe.dev else None}
+    timings["load_source"] = time.perf_counter() - t
+
+    gen_cfg: GenerationConfig = recipe.generation
+    generator = LocalGenerator(gen_cfg)
+    stats["generator"] = generator.ref.provenance()
+    domains = recipe.domain_list
+    t = time.perf_counter()
+    premises = None
+    if task.two_step:
+        if recipe.premise_source == "source":
+            premises = source_premises(source, recipe.per_class, gen_cfg.seed)
+            stats["counts"]["premises"] = {"prompts": len(premises), "kept": len(premises)}
+        else:
+            log(f"[1/3] generating {recipe.per_class} premises over {len(domains)} domains")
+            pp = premise_prompts(task, source, recipe.per_class, domains, gen_cfg.prompt_style,
+                                 gen_cfg.n_shots, gen_cfg.seed)
+            pp = clean(generate(pp, gen_cfg, work, generator, desc="premises"), "premise", recipe.clean)
+            stats["counts"]["premises"] = {"prompts": len(pp), **drop_counts(pp)}
+            premises = [{"prompt_id": r["prompt_id"], "premise": r["premise"], "domain": r["domain"]}
+                        for r in pp if r["drop_reason"] is None]
+    prompts = item_prompts(task, source, recipe.per_class, domains, gen_cfg.prompt_style, gen_cfg.n_shots,
+                           gen_cfg.seed, premises)
+    log(f"[2/3] generating {len(prompts)} {task.generated_column}s ({task.num_labels} classes)")
+    items = generate(prompts, gen_cfg, work, generator, desc=task.generated_column)
+    keys = tuple(c for c in task.text_columns if c != task.generated_column)
+    items = clean(items, task.generated_column, recipe.clean, key_columns=keys)
+    stats["counts"]["generations"] = {"prompts": len(items), **drop_counts(items)}
+    stats["generated_tokens"] = int(sum(items["generated_tokens"]))
+    timings["generate"] = time.perf_counter() - t
+    del generator
+
+    kept = items.filter(lambda r: r is None, input_columns="drop_reason")
+    kept = kept.remove_columns([c for c in INTERNAL_COLUMNS if c in kept.column_names] + ["generated_tokens"])
+    kept = kept.add_column("id", [f"{recipe.name}-{i:06d}" for i in range(len(kept))])
+    kept = kept.select_columns(["id", *task.text_columns, "prompt_label", "domain"])
+    kept = kept.cast_column("prompt_label", task.class_label())
+
+    log(f"[3/3] training the teacher on {len(source)} source rows and labelling {len(kept)} generations")
+    t = time.perf_counter()
+    teacher: Teacher = train_teacher(source, task, recipe.teacher, work, dev, source_name)
+    timings["teacher_train"] = time.perf_counter() - t
+    t = time.perf_counter()
+    raw = label(kept, task, teacher, recipe.teacher.max_length)
+    timings["teacher_label"] = time.perf_counter() - t
+    stats["teacher"] = teacher.card_fields()
+    stats["counts"]["labelled"] = len(raw)
+    stats["recipe"] = recipe.to_dict()
+    stats["package_version"] = __version__
+
+    raw.to_parquet(str(raw_file) + ".tmp")
+    raw_file.with_suffix(".parquet.tmp").replace(raw_file)
+    stats_file.write_text(json.dumps(stats, indent=2, default=str))
+    return PipelineResult(raw, stats)

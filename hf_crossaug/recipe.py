@@ -1,0 +1,159 @@
+"""Recipes: one YAML file per published dataset, composed of each stage's own config dataclass.
+
+A recipe is data, not code: a newcomer reads ``dataset_scripts/<name>.yaml`` and sees the whole method
+(task, route, source data, templates, sampling, teacher, selection). Validation is strict so a typo
+gives a one-line error naming the field instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .clean import CleanConfig
+from .generate import GenerationConfig
+from .select import SelectionConfig
+from .tasks import TaskSpec, get_task
+from .teacher import TeacherConfig
+
+ROUTES = ("zero-shot",)  # English generations, used as they are (translation routes come later)
+PREMISE_SOURCES = ("generate", "source")
+
+
+@dataclass
+class SourceConfig:
+    """Labelled English data: ``path`` is a local file or Hub id; ``None`` = the packaged seed set."""
+
+    path: str | None = None
+    split: str = "train"
+    label_column: str = "label"
+    limit: int | None = None  # a seeded subset, for small-scale runs
+
+
+@dataclass
+class Recipe:
+    name: str
+    task: str
+    language: str = "en"  # target language code, recorded in the card
+    route: str = "zero-shot"
+    description: str = ""
+    license: str = "apache-2.0"
+    source: SourceConfig = field(default_factory=SourceConfig)
+    dev: SourceConfig | None = None  # English dev set for teacher selection; None = held out from source
+    domains: list[str] | None = None  # target-domain descriptions; None = the task's defaults
+    per_class: int = 8  # items per class; for NLI the number of premises (each gets every label)
+    premise_source: str = "generate"  # NLI step one: "generate" premises or draw them from "source"
+    templates: dict[str, str] = field(default_factory=dict)  # overrides of the task's templates
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+    @property
+    def task_spec(self) -> TaskSpec:
+        return get_task(self.task).with_templates(self.templates)
+
+    @property
+    def domain_list(self) -> list[str]:
+        return list(self.domains or self.task_spec.default_domains)
+
+    def validate(self) -> "Recipe":
+        self.task_spec  # unknown task / template keys raise here
+        checks = [
+            (self.route in ROUTES, "route", f"must be one of {', '.join(ROUTES)}"),
+            (self.premise_source in PREMISE_SOURCES, "premise_source", f"must be one of {', '.join(PREMISE_SOURCES)}"),
+            (self.per_class >= 1, "per_class", "must be >= 1"),
+            (self.selection.k >= 1, "selection.k", "must be >= 1"),
+            (self.generation.prompt_style in ("fewshot", "instruct"), "generation.prompt_style",
+             "must be fewshot or instruct"),
+            (bool(self.domain_list), "domains", "must not be empty"),
+        ]
+        for ok, name, why in checks:
+            if not ok:
+                raise ValueError(f"recipe {self.name!r}: field {name!r} {why}")
+        return self
+
+    def with_overrides(self, per_class: int | None = None, k: int | None = None, seed: int | None = None,
+                       source: str | None = None, limit: int | None = None) -> "Recipe":
+        """Scale overrides from the command line; ``seed`` seeds every stage."""
+        r = dataclasses.replace(self)
+        if per_class is not None:
+            r.per_class = per_class
+        if k is not None:
+            r.selection = dataclasses.replace(r.selection, k=k)
+        if seed is not None:
+            r.generation = dataclasses.replace(r.generation, seed=seed)
+            r.teacher = dataclasses.replace(r.teacher, seed=seed)
+            r.selection = dataclasses.replace(r.selection, seed=seed)
+        if source is not None or limit is not None:
+            r.source = dataclasses.replace(r.source, path=source or r.source.path,
+                                           limit=limit if limit is not None else r.source.limit)
+        return r.validate()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "recipe") -> "Recipe":
+        return _build(cls, data, where, "").validate()
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Recipe":
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ValueError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"recipe {path} must be a YAML mapping")
+        data.setdefault("name", path.stem)
+        return cls.from_dict(data, str(path))
+
+
+def _build(cls, data: dict, where: str, prefix: str):
+    """Instantiate a (nested) config dataclass, rejecting unknown fields and wrong types by name."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: field {prefix.rstrip('.') or 'recipe'!r} must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise ValueError(f"{where}: unknown field {prefix + unknown[0]!r} (known: {', '.join(fields)})")
+    kwargs = {}
+    for name, value in data.items():
+        f = fields[name]
+        nested = _nested_type(f)
+        if nested is not None and value is not None:
+            kwargs[name] = _build(nested, value, where, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _check_type(f, value, where, prefix + name)
+    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"{where}: missing required field {prefix + missing[0]!r}")
+    return cls(**kwargs)
+
+
+NESTED = {c.__name__: c for c in (SourceConfig, GenerationConfig, CleanConfig, TeacherConfig, SelectionConfig)}
+
+
+def _nested_type(f: dataclasses.Field):
+    return next((c for n, c in NESTED.items() if n in str(f.type)), None)
+
+
+def _check_type(f: dataclasses.Field, value, where: str, name: str):
+    t = str(f.type)
+    if value is None:
+        if "None" in t:
+            return None
+        raise ValueError(f"{where}: field {name!r} must not be empty")
+    for py, label in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (list, "list"), (dict, "dict")):
+        if t.startswith(label) or t.startswith(f"{label}[") or f"| {label}" in t or t.startswith(label + " |"):
+            if label == "float" and isinstance(value, int) and not isinstance(value, bool):
+                return float(value)
+            if isinstance(value, py) and not (py is int and isinstance(value, bool)):
+                return value
+            raise ValueError(f"{where}: field {name!r} must be {label}, got {type(value).__name__} {value!r}")
+    return value
