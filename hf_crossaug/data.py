@@ -31,11 +31,11 @@ def load_source(
     limit: int | None = None,
     seed: int = 0,
 ) -> Dataset:
-    """Load labelled data for ``task``; ``None`` means the packaged seed set.
+    """Load labelled data for ``task``; ``None`` or ``"seed"`` means the packaged seed set.
 
     ``limit`` keeps a seeded, class-stratified-by-shuffle subset, so small-scale runs stay balanced.
     """
-    where = source or str(seed_path(task))
+    where = str(seed_path(task)) if source in (None, "", "seed") else source
     path = Path(where).expanduser()
     if path.suffix.lower() in FORMATS or path.exists():
         if not path.exists():

@@ -20,6 +20,7 @@ import importlib.metadata
 import json
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -60,12 +61,17 @@ class E5File:
     norm: dict[int, str]  # code point -> replacement (possibly empty), applied per code point
     tensors: dict[str, np.ndarray] = field(default_factory=dict)  # float32, HF [out, in] layout
 
+    @cached_property
     def piece_index(self) -> dict[str, int]:
         """piece -> id; first occurrence wins, like the engine's hash table probe order."""
         index: dict[str, int] = {}
         for i, p in enumerate(self.pieces):
             index.setdefault(p, i)
         return index
+
+    @cached_property
+    def max_piece_bytes(self) -> int:
+        return max(len(p.encode()) for p in self.pieces)
 
 
 def dequantize_q4_0(raw: bytes | memoryview, rows: int, cols: int) -> np.ndarray:
@@ -152,8 +158,7 @@ def reference_segmentation(e5file: E5File, text: str) -> list[int]:
     if not chars or chars[0] != " ":
         chars.insert(0, META)
     chars = [META if c == " " else c for c in chars]
-    index, scores = e5file.piece_index(), e5file.scores
-    max_bytes = max(len(p.encode()) for p in e5file.pieces)
+    index, scores, max_bytes = e5file.piece_index, e5file.scores, e5file.max_piece_bytes
     unk_score = np.float32(scores.min()) - np.float32(10.0)
     n = len(chars)
     nbytes = [len(c.encode()) for c in chars]
