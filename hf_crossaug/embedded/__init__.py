@@ -1,0 +1,1 @@
+"""Converters for the offline default models shipped inside PyPI packages."""
