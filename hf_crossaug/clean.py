@@ -68,7 +68,11 @@ def clean(ds: Dataset, column: str, config: CleanConfig | None = None, key_colum
         if words > config.max_words:
             return "too_long"
         norm = _norm(text)
-        if any(_norm(row[k]) == norm for k in key_columns) or any(norm in _norm(e) for e in row.get("examples") or []):
+        if not norm:  # only punctuation/symbols: "" would match every example (echo) and every such row (duplicate)
+            return "wrong_format"
+        # an example contains the output as whole words ("man" does not echo "the fisherman")
+        copies = any(f" {norm} " in f" {_norm(e)} " for e in row.get("examples") or [])
+        if copies or any(_norm(row[k]) == norm for k in key_columns):
             return "echo"
         key = tuple(_norm(row[k]) for k in key_columns) + (norm,)
         if key in seen:

@@ -1,4 +1,4 @@
-"""The ``crossaug`` command line: build synthetic datasets from recipes (more commands join here)."""
+"""The ``crossaug`` command line: build synthetic datasets from recipes, train and evaluate students."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(help="LLM-generated, teacher-labelled, selected training data for languages without labels.",
@@ -34,7 +35,8 @@ def find_recipe(name: str) -> Path:
 
 def fail(exc: Exception) -> None:
     """One-line error, no traceback, exit code 2 (finished shards and stages stay cached)."""
-    console.print(f"[bold red]error:[/] {exc}")
+    # soft_wrap: rich would break a long message over several lines; escape: "[...]" in it is not markup
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -89,6 +91,86 @@ def list_recipes():
     for folder in RECIPE_DIRS:
         for p in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
             print(p)
+
+
+@app.command()
+def train(
+    dataset: str = typer.Argument(..., help="built dataset: local folder or Hub id"),
+    mode: str = typer.Option("T-div-k", help="SRC, GEN, SRC+GEN, T-<strategy> or T_pl-<strategy>"),
+    config: Optional[str] = typer.Option(None, help="dataset config (default: from the mode, T-div-k -> div-k)"),
+    source: Optional[str] = typer.Option(None, help="English gold data: file, Hub id or 'seed' (default: seed)"),
+    dev: Optional[str] = typer.Option(None, help="model-selection set: file or Hub id (default: held out from source)"),
+    output: Path = typer.Option(..., "--output", "-o", help="output model folder"),
+    model: Optional[str] = typer.Option(None, help="base encoder: folder or Hub id (default: embedded e5-small)"),
+    task: Optional[str] = typer.Option(None, help="nli or sentiment (default: from the dataset)"),
+    epochs: int = typer.Option(3, help="training epochs"),
+    lr: float = typer.Option(5e-5, "--lr", help="learning rate"),
+    batch_size: int = typer.Option(16, help="training batch size"),
+    max_length: int = typer.Option(128, help="max tokens per example"),
+    limit: Optional[int] = typer.Option(None, help="use a seeded subset of this many source rows"),
+    dev_limit: Optional[int] = typer.Option(None, help="use a seeded subset of this many dev rows"),
+    seed: int = typer.Option(42, help="seed for sampling and training"),
+    select_by: str = typer.Option("english-dev", help="english-dev, or target-dev when --dev is target-language"),
+    temperature: float = typer.Option(1.5, help="distillation temperature"),
+    kd_formulation: str = typer.Option("standard", help="standard (Hinton, T^2) or reference (the paper's code)"),
+):
+    """Train a student on English gold + synthetic data in one of the paper's modes."""
+    from .student import StudentConfig, train_student
+
+    try:
+        cfg = StudentConfig(model=model, mode=mode, config=config, task=task, epochs=epochs, learning_rate=lr,
+                            batch_size=batch_size, max_length=max_length, temperature=temperature,
+                            kd_formulation=kd_formulation, seed=seed, select_by=select_by, limit=limit,
+                            dev_limit=dev_limit)
+        console.print(f"[bold]crossaug train[/] {mode} on {dataset} -> {output}")
+        res = train_student(cfg, dataset, source or "seed", dev, output, log=lambda m: console.print(m))
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        fail(exc)
+    sel, counts = res["selection"], res["counts"]
+    table = Table(title=f"trained {output}")
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("mode", f"{res['mode']} (config {res['dataset']['config'] or '-'})")
+    table.add_row("rows", f"{counts['gold']} gold + {counts['generated']} generated ({counts['soft']} soft)")
+    table.add_row(f"dev ({sel['select_by']})", f"accuracy {sel['dev_accuracy']:.4f}, macro-F1 "
+                  f"{sel['dev_macro_f1']:.4f} on {sel['dev_size']} rows")
+    table.add_row("train time (s)", f"{res['timings']['train_s']:.0f}")
+    Console().print(table)
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Argument(..., help="model folder (from crossaug train) or Hub id"),
+    target: list[str] = typer.Option(..., "--target", "-t", help="LANG=FILE or LANG=HUB_ID[:config][@split]"),
+    task: Optional[str] = typer.Option(None, help="nli or sentiment (default: from the model folder)"),
+    limit: Optional[int] = typer.Option(None, help="score a seeded subset of this many rows per language"),
+    batch_size: int = typer.Option(64, help="inference batch size"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the results as JSON here"),
+):
+    """Per-language accuracy and macro-F1; updates the model card of a crossaug model folder."""
+    import json
+
+    from .student import evaluate_model
+
+    try:
+        targets = {}
+        for spec in target:
+            lang, sep, ref = spec.partition("=")
+            if not sep or not lang or not ref:
+                raise ValueError(f"--target {spec!r} must look like LANG=PATH_OR_HUB_ID")
+            targets[lang] = ref
+        res = evaluate_model(model, targets, task=task, limit=limit, batch_size=batch_size)
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+        fail(exc)
+    table = Table(title=f"{model} ({res['task']}{f', {limit} rows per language' if limit else ''})")
+    for col, just in (("language", "left"), ("rows", "right"), ("accuracy", "right"), ("macro-F1", "right")):
+        table.add_column(col, justify=just)
+    for lang, s in res["scores"].items():
+        table.add_row(lang, str(s["n"]), f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}")
+    Console().print(table)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(res, indent=2))
 
 
 def main() -> None:  # pragma: no cover - console entry point

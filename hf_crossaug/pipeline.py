@@ -31,6 +31,12 @@ class PipelineResult:
     stats: dict = field(default_factory=dict)  # counts per stage, timings, provenance for the card
 
 
+def _count_line(counts: dict) -> str:
+    """``{"prompts": 9, "kept": 0, "too_short": 9, ...}`` -> ``"9 prompts, 0 kept, too_short 9"`` (zeros left out)."""
+    drops = ", ".join(f"{k} {v}" for k, v in counts.items() if k not in ("prompts", "kept") and v)
+    return f"{counts['prompts']} prompts, {counts['kept']} kept" + (f", {drops}" if drops else "")
+
+
 def recipe_fingerprint(recipe: Recipe) -> str:
     data = recipe.to_dict()
     data.pop("selection")  # selection runs on top of raw; it does not change raw
@@ -43,8 +49,10 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
     fp = recipe_fingerprint(recipe)
     raw_file, stats_file = work / f"raw-{fp}.parquet", work / f"raw-{fp}.json"
     if raw_file.exists() and stats_file.exists():
-        return PipelineResult(Dataset.from_parquet(str(raw_file), keep_in_memory=True),
-                              json.loads(stats_file.read_text()))
+        stats = json.loads(stats_file.read_text())
+        # the cache key leaves out ``selection``, so the cached copy of the recipe may hold another one
+        stats["recipe"] = recipe.to_dict()
+        return PipelineResult(Dataset.from_parquet(str(raw_file), keep_in_memory=True), stats)
     task = recipe.task_spec
     timings: dict[str, float] = {}
     stats: dict = {"counts": {}, "timings": timings}
@@ -77,6 +85,8 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
             stats["counts"]["premises"] = {"prompts": len(pp), **drop_counts(pp)}
             premises = [{"prompt_id": r["prompt_id"], "premise": r["premise"], "domain": r["domain"]}
                         for r in pp if r["drop_reason"] is None]
+            if not premises:
+                raise ValueError(f"no premise survived cleaning: {_count_line(stats['counts']['premises'])}")
     prompts = item_prompts(task, source, recipe.per_class, domains, gen_cfg.prompt_style, gen_cfg.n_shots,
                            gen_cfg.seed, premises)
     log(f"[2/3] generating {len(prompts)} {task.generated_column}s ({task.num_labels} classes)")
@@ -84,6 +94,8 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
     keys = tuple(c for c in task.text_columns if c != task.generated_column)
     items = clean(items, task.generated_column, recipe.clean, key_columns=keys)
     stats["counts"]["generations"] = {"prompts": len(items), **drop_counts(items)}
+    if stats["counts"]["generations"]["kept"] == 0:
+        raise ValueError(f"no generation survived cleaning: {_count_line(stats['counts']['generations'])}")
     stats["generated_tokens"] = int(sum(items["generated_tokens"]))
     timings["generate"] = time.perf_counter() - t
     del generator

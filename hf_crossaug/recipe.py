@@ -15,7 +15,7 @@ import yaml
 
 from .clean import CleanConfig
 from .generate import GenerationConfig
-from .select import SelectionConfig
+from .select import STRATEGIES, SelectionConfig
 from .tasks import TaskSpec, get_task
 from .teacher import TeacherConfig
 
@@ -70,6 +70,9 @@ class Recipe:
             (self.generation.prompt_style in ("fewshot", "instruct"), "generation.prompt_style",
              "must be fewshot or instruct"),
             (bool(self.domain_list), "domains", "must not be empty"),
+            # checked here, not after hours of generation and teacher training
+            (all(n in STRATEGIES for n in self.selection.strategies), "selection.strategies",
+             f"must name known strategies ({', '.join(STRATEGIES)}), got {self.selection.strategies}"),
         ]
         for ok, name, why in checks:
             if not ok:

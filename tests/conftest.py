@@ -58,3 +58,78 @@ def tiny_classifier_factory(tiny_tokenizer):
         return BertForSequenceClassification(BertConfig(**cfg))
 
     return factory
+
+
+# Tiny models saved to folders, so tests pass model arguments as local paths (as a user without a network does).
+LLM_TEXT = (
+    "Premise: The old man walked home along the river as the sun went down.\n"
+    "Hypothesis (definitely true): A man walked home in the evening.\n"
+    "Sentence: The film was long, but the music and the acting were wonderful.\n"
+    "Sentence: I did not like the food at that small restaurant near the station.\n"
+    "Here are sentences from a travel guide.\n"
+    "The museum opens at nine and closes at five on weekdays.\n"
+    "She wrote a letter to her sister about the new house and the garden.\n"
+)
+
+
+def _byte_bpe(texts, vocab_size, specials):
+    """A byte-level BPE trained on the spot: any character is representable, "\\n" decodes to a newline."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory):
+    """A seeded 2-layer LlamaForCausalLM (hidden 32) + byte-level BPE tokenizer, saved as safetensors."""
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-llm")
+    tok = _byte_bpe([LLM_TEXT], 400, ["<|endoftext|>", "<pad>"])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
+                                        pad_token="<pad>", model_max_length=1024)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
+                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory):
+    """A seeded 1-layer BertModel (hidden 16) + byte-level BPE tokenizer with [CLS] a [SEP] b [SEP]."""
+    from tokenizers import processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    from hf_crossaug.data import seed_path
+    from hf_crossaug.tasks import NLI, SENTIMENT
+
+    folder = tmp_path_factory.mktemp("tiny-encoder")
+    texts = [seed_path(NLI).read_text(), seed_path(SENTIMENT).read_text()]
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = _byte_bpe(texts, 600, specials)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=128,
+    )
+    cfg = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    BertModel(cfg).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
