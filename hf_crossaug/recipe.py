@@ -69,7 +69,7 @@ class Recipe:
             (self.selection.k >= 1, "selection.k", "must be >= 1"),
             (self.generation.prompt_style in ("fewshot", "instruct"), "generation.prompt_style",
              "must be fewshot or instruct"),
-            (bool(self.domain_list), "domains", "must not be empty"),
+            (self.domains is None or bool(self.domains), "domains", "must not be empty (omit it for the defaults)"),
             # checked here, not after hours of generation and teacher training
             (all(n in STRATEGIES for n in self.selection.strategies), "selection.strategies",
              f"must name known strategies ({', '.join(STRATEGIES)}), got {self.selection.strategies}"),

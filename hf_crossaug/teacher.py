@@ -9,13 +9,15 @@ the source when none is given). A trained teacher is cached by fingerprint and r
 from __future__ import annotations
 
 import json
-import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from datasets import Dataset
+from safetensors.torch import load_file, save_file
+from transformers import TrainerCallback
 
 from .generate import content_fingerprint, fingerprint
 from .models import ENCODER_DEFAULT, ModelRef, resolve_model
@@ -48,7 +50,7 @@ class Teacher:
     dev_accuracy: float
     dev_size: int
     train_size: int
-    epoch_checkpoints: list[str]
+    epoch_checkpoints: list[str]  # per-epoch snapshots of the trainable weights, relative to ``path``
     source: str
 
     def card_fields(self) -> dict:
@@ -97,35 +99,50 @@ def train_teacher(
     args = TrainingArguments(
         output_dir=str(out), num_train_epochs=config.epochs, learning_rate=config.learning_rate,
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=64,
-        eval_strategy="epoch", save_strategy="epoch", save_only_model=True,
+        eval_strategy="epoch", save_strategy="epoch", save_only_model=True, save_total_limit=1,
         load_best_model_at_end=True, metric_for_best_model="accuracy", seed=config.seed,
         report_to=[], logging_strategy="epoch", use_cpu=True, disable_tqdm=False,
     )
+    snapshots = EpochSnapshots(out / "epochs")
     trainer = Trainer(
         model=model, args=args, processing_class=tokenizer,
         train_dataset=_tokenize(source, tokenizer, task, config.max_length),
         eval_dataset=_tokenize(dev, tokenizer, task, config.max_length),
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=lambda p: classification_scores(np.argmax(p.predictions, -1), p.label_ids),
+        callbacks=[snapshots],
     )
     trainer.train()
     metrics = trainer.evaluate()
     trainer.save_model(str(out / "best"))
-    checkpoints = sorted((p.name for p in out.glob("checkpoint-*")), key=lambda n: int(re.sub(r"\D", "", n)))
+    for ckpt in out.glob("checkpoint-*"):  # the best model is saved; full checkpoints are not needed
+        shutil.rmtree(ckpt)
     info = {"base": ref.provenance(), "dev_accuracy": float(metrics["eval_accuracy"]), "dev_size": len(dev),
-            "train_size": len(source), "epoch_checkpoints": checkpoints, "source": source_name}
+            "train_size": len(source), "epoch_checkpoints": snapshots.files, "source": source_name}
     (out / DONE_FILE).write_text(json.dumps(info, indent=2))
     return Teacher(path=out, **info)
 
 
+class EpochSnapshots(TrainerCallback):
+    """Saves the trainable weights after every epoch (the frozen embeddings are 80% of the model,
+    so a snapshot is a fraction of a checkpoint); cartography replays them on the generations."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.files = folder, []
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{len(self.files) + 1:03d}.safetensors"
+        save_file({n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad},
+                  str(self.folder / name))
+        self.files.append(f"{self.folder.name}/{name}")
+
+
 @torch.inference_mode()
-def predict_probs(model_dir: str | Path, ds: Dataset, task: TaskSpec, max_length: int = 128,
+def predict_probs(model, tokenizer, ds: Dataset, task: TaskSpec, max_length: int = 128,
                   batch_size: int = 64) -> np.ndarray:
     """Softmax probabilities of a sequence classifier over ``ds`` (batched, length-sorted)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), use_safetensors=True).eval()
+    model.eval()
     texts = [list(ds[c]) for c in task.text_columns]
     order = np.argsort([sum(len(t[i]) for t in texts) for i in range(len(ds))], kind="stable")
     probs = np.zeros((len(ds), task.num_labels), dtype=np.float32)
@@ -139,8 +156,15 @@ def predict_probs(model_dir: str | Path, ds: Dataset, task: TaskSpec, max_length
 
 def label(ds: Dataset, task: TaskSpec, teacher: Teacher, max_length: int = 128) -> Dataset:
     """Add ``teacher_probs``, ``teacher_label``, ``teacher_confidence`` and ``epoch_probs`` columns."""
-    probs = predict_probs(teacher.path / "best", ds, task, max_length)
-    per_epoch = [predict_probs(teacher.path / c, ds, task, max_length) for c in teacher.epoch_checkpoints]
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(teacher.path / "best"))
+    model = AutoModelForSequenceClassification.from_pretrained(str(teacher.path / "best"), use_safetensors=True)
+    probs = predict_probs(model, tokenizer, ds, task, max_length)
+    per_epoch = []
+    for snap in teacher.epoch_checkpoints:  # the same model object, each epoch's trainable weights swapped in
+        model.load_state_dict(load_file(str(teacher.path / snap)), strict=False)
+        per_epoch.append(predict_probs(model, tokenizer, ds, task, max_length))
     epochs = np.stack(per_epoch, axis=1) if per_epoch else probs[:, None, :]
     new = Dataset.from_dict(
         {
