@@ -196,7 +196,7 @@ def generate(
         try:
             for i in todo:
                 shard = prompts.select(range(i * config.shard_size, min((i + 1) * config.shard_size, len(prompts))))
-                _run_shard(shard, generator, config, i, bar).to_parquet(str(paths[i]) + ".tmp")
+                _run_shard(shard, generator, config, i, bar, fp).to_parquet(str(paths[i]) + ".tmp")
                 os.replace(str(paths[i]) + ".tmp", paths[i])  # atomic: a kill never leaves half a shard
         finally:
             datasets.enable_progress_bars()
@@ -205,17 +205,23 @@ def generate(
     return concatenate_datasets(shards) if len(shards) > 1 else shards[0]
 
 
-def _run_shard(shard: Dataset, generator: LocalGenerator, config: GenerationConfig, index: int, bar) -> Dataset:
-    """Generate one shard; rows are batched in length order (less padding) and restored after."""
+def _run_shard(shard: Dataset, generator: LocalGenerator, config: GenerationConfig, index: int, bar,
+               fp: str) -> Dataset:
+    """Generate one shard with a batched ``Dataset.map``: rows go in length order (less padding) and
+    come back in their original order. The fingerprint is explicit, so ``datasets`` never hashes the
+    model held by the closure."""
     torch.manual_seed(_shard_seed(config.seed, index))
-    prompts = list(shard["prompt"])
-    order = sorted(range(len(prompts)), key=lambda j: (len(prompts[j]), j))
-    texts, counts = [None] * len(shard), [0] * len(shard)
-    for b in range(0, len(order), config.batch_size):
-        idx = order[b : b + config.batch_size]
-        out, n = generator([prompts[j] for j in idx])
-        for j, t, c in zip(idx, out, n):
-            texts[j], counts[j] = t, c
-        bar.update(len(idx))
-        bar.set_postfix(tokens=sum(counts))
-    return shard.add_column("generation", texts).add_column("generated_tokens", counts)
+    lengths = [len(p) for p in shard["prompt"]]
+    order = sorted(range(len(shard)), key=lambda j: (lengths[j], j))
+    tokens = [0]
+
+    def run(batch: dict) -> dict:
+        texts, counts = generator(batch["prompt"])
+        tokens[0] += sum(counts)
+        bar.update(len(texts))
+        bar.set_postfix(tokens=tokens[0])
+        return {"generation": texts, "generated_tokens": counts}
+
+    out = shard.select(order).map(run, batched=True, batch_size=config.batch_size, keep_in_memory=True,
+                                  new_fingerprint=f"{fp}-{index:05d}")
+    return out.select(sorted(range(len(order)), key=order.__getitem__)).flatten_indices()
