@@ -184,19 +184,33 @@ def generate(
     (folder / "fingerprint.json").write_text(json.dumps(
         {"generator": generator_ref.provenance(), "sampling": config.sampling_fingerprint(),
          "prompts": prompts_fingerprint(prompts), "num_prompts": len(prompts)}, indent=2))
-    n_shards = max(1, -(-len(prompts) // config.shard_size))
+    def make_runner():
+        gen = generator or LocalGenerator(config)
+        return lambda shard, i, bar: _run_shard(shard, gen, config, i, bar, fp)
+
+    return run_sharded(prompts, folder, config.shard_size, make_runner, desc, unit="prompt")
+
+
+def run_sharded(rows: Dataset, folder: Path, shard_size: int, make_runner, desc: str, unit: str = "row") -> Dataset:
+    """Process ``rows`` in shards of ``shard_size``, each written atomically to ``folder`` as it finishes.
+
+    Shared by every slow stage (generation, translation). Existing shards are reused, so a rerun after
+    a crash continues where it stopped. ``make_runner()`` is called only when a shard is missing (so a
+    finished run never loads a model) and returns ``run(shard, index, bar) -> Dataset``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    n_shards = max(1, -(-len(rows) // shard_size))
     paths = [folder / f"shard-{i:05d}.parquet" for i in range(n_shards)]
     todo = [i for i, p in enumerate(paths) if not p.exists()]
-    done_rows = sum(min(config.shard_size, len(prompts) - i * config.shard_size)
-                    for i in range(n_shards) if i not in todo)
+    done_rows = sum(min(shard_size, len(rows) - i * shard_size) for i in range(n_shards) if i not in todo)
     if todo:
-        generator = generator or LocalGenerator(config)
-        bar = tqdm(total=len(prompts), initial=done_rows, desc=desc, unit="prompt", dynamic_ncols=True)
+        run = make_runner()
+        bar = tqdm(total=len(rows), initial=done_rows, desc=desc, unit=unit, dynamic_ncols=True)
         datasets.disable_progress_bars()
         try:
             for i in todo:
-                shard = prompts.select(range(i * config.shard_size, min((i + 1) * config.shard_size, len(prompts))))
-                _run_shard(shard, generator, config, i, bar, fp).to_parquet(str(paths[i]) + ".tmp")
+                shard = rows.select(range(i * shard_size, min((i + 1) * shard_size, len(rows))))
+                run(shard, i, bar).to_parquet(str(paths[i]) + ".tmp")
                 os.replace(str(paths[i]) + ".tmp", paths[i])  # atomic: a kill never leaves half a shard
         finally:
             datasets.enable_progress_bars()

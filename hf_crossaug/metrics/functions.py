@@ -21,6 +21,18 @@ __all__ = [
 ]
 
 
+# The data-selection paper (arXiv 2407.10582): diversity score and label agreement come from it.
+DATA_SELECTION_CITATION = """\
+@inproceedings{fazili-etal-2024-boosting,
+  title={Boosting Zero-Shot Crosslingual Performance using {LLM}-Based Augmentations with Effective Data Selection},
+  author={Fazili, Barah and Agrawal, Ashish Sunil and Jyothi, Preethi},
+  booktitle={Findings of the Association for Computational Linguistics: ACL 2024},
+  year={2024},
+  eprint={2407.10582},
+  archivePrefix={arXiv}
+}
+"""
+
 def _paired(a: Sequence[Any], b: Sequence[Any], names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
     """Both sequences as arrays of the same, non-zero length (a silent length mismatch would misalign rows)."""
     a_arr, b_arr = np.asarray(a), np.asarray(b)

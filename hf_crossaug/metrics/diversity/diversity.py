@@ -4,6 +4,7 @@ import datasets
 import evaluate
 import numpy as np
 from hf_crossaug.metrics.functions import diversity_score
+from hf_crossaug.metrics.functions import DATA_SELECTION_CITATION
 
 _DESCRIPTION = """\
 Diversity of a set of texts as the mean pairwise cosine distance (1 - cosine similarity) of their
@@ -31,16 +32,7 @@ Examples:
     1.0
 """
 
-_CITATION = """\
-@inproceedings{fazili-etal-2024-boosting,
-  title={Boosting Zero-Shot Crosslingual Performance using {LLM}-Based Augmentations with Effective Data Selection},
-  author={Fazili, Barah and Agrawal, Ashish Sunil and Jyothi, Preethi},
-  booktitle={Findings of the Association for Computational Linguistics: ACL 2024},
-  year={2024},
-  eprint={2407.10582},
-  archivePrefix={arXiv}
-}
-"""
+_CITATION = DATA_SELECTION_CITATION
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)

@@ -3,6 +3,7 @@
 import datasets
 import evaluate
 from hf_crossaug.metrics.functions import label_agreement
+from hf_crossaug.metrics.functions import DATA_SELECTION_CITATION
 
 _DESCRIPTION = """\
 Agreement between the label a generator was prompted with and the label a teacher classifier assigns to the
@@ -27,16 +28,7 @@ Examples:
     0.75
 """
 
-_CITATION = """\
-@inproceedings{fazili-etal-2024-boosting,
-  title={Boosting Zero-Shot Crosslingual Performance using {LLM}-Based Augmentations with Effective Data Selection},
-  author={Fazili, Barah and Agrawal, Ashish Sunil and Jyothi, Preethi},
-  booktitle={Findings of the Association for Computational Linguistics: ACL 2024},
-  year={2024},
-  eprint={2407.10582},
-  archivePrefix={arXiv}
-}
-"""
+_CITATION = DATA_SELECTION_CITATION
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
