@@ -12,15 +12,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 
 from . import __version__
 from .clean import clean, drop_counts
 from .data import load_source, seed_path
 from .generate import GenerationConfig, LocalGenerator, fingerprint, generate
 from .prompts import item_prompts, premise_prompts, source_premises
-from .recipe import Recipe
+from .recipe import TRANSLATING, Recipe
 from .teacher import Teacher, label, train_teacher
+from .translate import translate_generations
 
 INTERNAL_COLUMNS = ("prompt", "examples", "generation", "drop_reason", "prompt_id")
 
@@ -40,6 +41,8 @@ def _count_line(counts: dict) -> str:
 def recipe_fingerprint(recipe: Recipe) -> str:
     data = recipe.to_dict()
     data.pop("selection")  # selection runs on top of raw; it does not change raw
+    if recipe.route not in TRANSLATING:
+        data.pop("translate")  # unused: zero-shot cache keys stay as they were
     return fingerprint(data, __version__)
 
 
@@ -105,13 +108,25 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
     kept = kept.add_column("id", [f"{recipe.name}-{i:06d}" for i in range(len(kept))])
     kept = kept.select_columns(["id", *task.text_columns, "prompt_label", "domain"])
     kept = kept.cast_column("prompt_label", task.class_label())
+    if recipe.route in TRANSLATING:
+        log(f"[2b/3] translating {len(kept)} generations into {recipe.language!r} ({recipe.translate.backend})")
+        t = time.perf_counter()
+        kept, stats["counts"]["translation"], stats["translator"] = translate_generations(
+            kept, task.text_columns, recipe.translate, recipe.language, work)
+        timings["translate"] = time.perf_counter() - t
 
     log(f"[3/3] training the teacher on {len(source)} source rows and labelling {len(kept)} generations")
     t = time.perf_counter()
     teacher: Teacher = train_teacher(source, task, recipe.teacher, work, dev, source_name)
     timings["teacher_train"] = time.perf_counter() - t
     t = time.perf_counter()
-    raw = label(kept, task, teacher, recipe.teacher.max_length)
+    if recipe.route in TRANSLATING:  # the teacher learnt English: it labels the English originals
+        view = kept.select_columns([f"{c}_en" for c in task.text_columns])
+        view = view.rename_columns({f"{c}_en": c for c in task.text_columns})
+        labelled = label(view, task, teacher, recipe.teacher.max_length).remove_columns(list(task.text_columns))
+        raw = concatenate_datasets([kept, labelled], axis=1)
+    else:
+        raw = label(kept, task, teacher, recipe.teacher.max_length)
     timings["teacher_label"] = time.perf_counter() - t
     stats["teacher"] = teacher.card_fields()
     stats["counts"]["labelled"] = len(raw)

@@ -18,8 +18,12 @@ from .generate import GenerationConfig
 from .select import STRATEGIES, SelectionConfig
 from .tasks import TaskSpec, get_task
 from .teacher import TeacherConfig
+from .translate import BACKENDS, TranslateConfig
 
-ROUTES = ("zero-shot",)  # English generations, used as they are (translation routes come later)
+# zero-shot: English generations used as they are; translate-train: generations machine-translated
+# (seq2seq / ctranslate2 backend); self-translate: translated by a causal LM (llm backend).
+ROUTES = ("zero-shot", "translate-train", "self-translate")
+TRANSLATING = {"translate-train": ("seq2seq", "ctranslate2"), "self-translate": ("llm",)}
 PREMISE_SOURCES = ("generate", "source")
 
 
@@ -51,6 +55,7 @@ class Recipe:
     clean: CleanConfig = field(default_factory=CleanConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    translate: TranslateConfig = field(default_factory=TranslateConfig)  # used by translating routes; tgt = language
 
     @property
     def task_spec(self) -> TaskSpec:
@@ -74,6 +79,15 @@ class Recipe:
             (all(n in STRATEGIES for n in self.selection.strategies), "selection.strategies",
              f"must name known strategies ({', '.join(STRATEGIES)}), got {self.selection.strategies}"),
         ]
+        if self.route in TRANSLATING:
+            backends = TRANSLATING[self.route]
+            checks += [
+                (self.language != "en", "language", f"must be the target language for route {self.route!r}"),
+                (self.translate.backend in backends, "translate.backend",
+                 f"must be one of {', '.join(backends)} for route {self.route!r} (known: {', '.join(BACKENDS)})"),
+                (self.route == "self-translate" or bool(self.translate.model), "translate.model",
+                 "must name an MT model (Hub id or folder) for route 'translate-train'"),
+            ]
         for ok, name, why in checks:
             if not ok:
                 raise ValueError(f"recipe {self.name!r}: field {name!r} {why}")
@@ -91,6 +105,7 @@ class Recipe:
             r.generation = dataclasses.replace(r.generation, seed=seed)
             r.teacher = dataclasses.replace(r.teacher, seed=seed)
             r.selection = dataclasses.replace(r.selection, seed=seed)
+            r.translate = dataclasses.replace(r.translate, seed=seed)
         if source is not None or limit is not None:
             r.source = dataclasses.replace(r.source, path=source or r.source.path,
                                            limit=limit if limit is not None else r.source.limit)
@@ -139,7 +154,8 @@ def _build(cls, data: dict, where: str, prefix: str):
     return cls(**kwargs)
 
 
-NESTED = {c.__name__: c for c in (SourceConfig, GenerationConfig, CleanConfig, TeacherConfig, SelectionConfig)}
+NESTED = {c.__name__: c for c in (SourceConfig, GenerationConfig, CleanConfig, TeacherConfig, SelectionConfig,
+                                   TranslateConfig)}
 
 
 def _nested_type(f: dataclasses.Field):
