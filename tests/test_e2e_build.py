@@ -16,10 +16,13 @@ def test_crossaug_build_embedded(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "built" in proc.stdout and "teacher" in proc.stdout  # the closing summary table
 
-    raw = load_dataset(str(out), "raw", split="train")
+    # datasets 5.2 caches a local folder by its name + README configs only: a private cache dir keeps an
+    # earlier run's "out" folder from being served instead of this one.
+    cache = str(tmp_path / "hf-datasets-cache")
+    raw = load_dataset(str(out), "raw", split="train", cache_dir=cache)
     assert 0 < len(raw) <= 9  # 3 premises x 3 labels, minus what cleaning dropped
     for config in ("top-k", "div-k"):
-        ds = load_dataset(str(out), config, split="train")
+        ds = load_dataset(str(out), config, split="train", cache_dir=cache)
         assert ds.features["prompt_label"].names == ["entailment", "neutral", "contradiction"]
         counts = [sum(1 for v in ds["prompt_label"] if v == c) for c in range(3)]
         assert all(c <= 2 for c in counts) and sum(counts) == len(ds) > 0
