@@ -21,7 +21,7 @@ from .generate import GenerationConfig, LocalGenerator, fingerprint, generate
 from .prompts import item_prompts, premise_prompts, source_premises
 from .recipe import TRANSLATING, Recipe
 from .teacher import Teacher, label, train_teacher
-from .translate import translate_generations
+from .translate import code_switched_pairs, translate_generations
 
 INTERNAL_COLUMNS = ("prompt", "examples", "generation", "drop_reason", "prompt_id")
 
@@ -68,6 +68,11 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
         dev = load_source(task, recipe.dev.path, recipe.dev.split, recipe.dev.label_column, recipe.dev.limit)
     source_name = recipe.source.path or f"hf_crossaug seed set ({seed_path(task).name})"
     stats["source"] = {"name": source_name, "rows": len(source), "dev": recipe.dev.path if recipe.dev else None}
+    shots = source  # where the few-shot examples come from: English source, or target-language examples
+    if recipe.route == "direct":
+        fs = recipe.fewshot_source
+        shots = load_source(task, fs.path, fs.split, fs.label_column, fs.limit, recipe.generation.seed)
+        stats["source"]["fewshot"] = {"name": fs.path, "rows": len(shots), "language": recipe.language}
     timings["load_source"] = time.perf_counter() - t
 
     gen_cfg: GenerationConfig = recipe.generation
@@ -78,11 +83,11 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
     premises = None
     if task.two_step:
         if recipe.premise_source == "source":
-            premises = source_premises(source, recipe.per_class, gen_cfg.seed)
+            premises = source_premises(shots, recipe.per_class, gen_cfg.seed)
             stats["counts"]["premises"] = {"prompts": len(premises), "kept": len(premises)}
         else:
             log(f"[1/3] generating {recipe.per_class} premises over {len(domains)} domains")
-            pp = premise_prompts(task, source, recipe.per_class, domains, gen_cfg.prompt_style,
+            pp = premise_prompts(task, shots, recipe.per_class, domains, gen_cfg.prompt_style,
                                  gen_cfg.n_shots, gen_cfg.seed)
             pp = clean(generate(pp, gen_cfg, work, generator, desc="premises"), "premise", recipe.clean)
             stats["counts"]["premises"] = {"prompts": len(pp), **drop_counts(pp)}
@@ -90,7 +95,7 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
                         for r in pp if r["drop_reason"] is None]
             if not premises:
                 raise ValueError(f"no premise survived cleaning: {_count_line(stats['counts']['premises'])}")
-    prompts = item_prompts(task, source, recipe.per_class, domains, gen_cfg.prompt_style, gen_cfg.n_shots,
+    prompts = item_prompts(task, shots, recipe.per_class, domains, gen_cfg.prompt_style, gen_cfg.n_shots,
                            gen_cfg.seed, premises)
     log(f"[2/3] generating {len(prompts)} {task.generated_column}s ({task.num_labels} classes)")
     items = generate(prompts, gen_cfg, work, generator, desc=task.generated_column)
@@ -113,6 +118,9 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
         t = time.perf_counter()
         kept, stats["counts"]["translation"], stats["translator"] = translate_generations(
             kept, task.text_columns, recipe.translate, recipe.language, work)
+        if recipe.code_switch:
+            kept = code_switched_pairs(kept, task.text_columns, recipe.translate.src, recipe.language)
+            stats["counts"]["translation"]["code_switched_rows"] = len(kept) - stats["counts"]["translation"]["kept"]
         timings["translate"] = time.perf_counter() - t
 
     log(f"[3/3] training the teacher on {len(source)} source rows and labelling {len(kept)} generations")

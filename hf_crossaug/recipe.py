@@ -22,7 +22,7 @@ from .translate import BACKENDS, TranslateConfig
 
 # zero-shot: English generations used as they are; translate-train: generations machine-translated
 # (seq2seq / ctranslate2 backend); self-translate: translated by a causal LM (llm backend).
-ROUTES = ("zero-shot", "translate-train", "self-translate")
+ROUTES = ("zero-shot", "translate-train", "self-translate", "direct")
 TRANSLATING = {"translate-train": ("seq2seq", "ctranslate2"), "self-translate": ("llm",)}
 PREMISE_SOURCES = ("generate", "source")
 
@@ -56,6 +56,11 @@ class Recipe:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)  # used by translating routes; tgt = language
+    # Self-Translate-Train: also add both code-switched versions of each translated pair (two-column tasks)
+    code_switch: bool = False
+    # route "direct": target-language labelled examples shown in the few-shot prompts (file or Hub id),
+    # so the generator writes in the target language; the teacher still learns from ``source``
+    fewshot_source: SourceConfig | None = None
 
     @property
     def task_spec(self) -> TaskSpec:
@@ -88,6 +93,12 @@ class Recipe:
                 (self.route == "self-translate" or bool(self.translate.model), "translate.model",
                  "must name an MT model (Hub id or folder) for route 'translate-train'"),
             ]
+        checks += [
+            (not self.code_switch or (self.route in TRANSLATING and len(self.task_spec.text_columns) == 2),
+             "code_switch", "needs a translating route and a two-column task (e.g. nli)"),
+            (self.route != "direct" or (self.fewshot_source is not None and self.language != "en"),
+             "fewshot_source", "must name target-language examples (file or Hub id) for route 'direct'"),
+        ]
         for ok, name, why in checks:
             if not ok:
                 raise ValueError(f"recipe {self.name!r}: field {name!r} {why}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 
 from .generate import GenerationConfig, LocalGenerator, _shard_seed, content_fingerprint, fingerprint, run_sharded
 from .models import GENERATOR_DEFAULT, ModelRef, resolve_model
@@ -304,3 +304,22 @@ def translate_generations(ds: Dataset, columns, config: TranslateConfig, tgt: st
     kept = out.filter(lambda r: r is None, input_columns="translation_drop_reason")
     kept = kept.remove_columns("translation_drop_reason").flatten_indices()
     return kept, counts, {**ref.provenance(), "backend": config.backend}
+
+
+def code_switched_pairs(ds: Dataset, columns, src: str, tgt: str) -> Dataset:
+    """Self-Translate-Train's code-switched pairs: for each translated pair, add the two mixed rows
+    (first column in ``src`` + second in ``tgt``, and the reverse), next to the all-``tgt`` row.
+
+    Every row keeps its ``<col>_en`` originals, so the teacher labels all three from the same English
+    pair; ``pair_languages`` says which language each column is in.
+    """
+    first, second = columns
+    base = ds.add_column("pair_languages", [f"{tgt}-{tgt}"] * len(ds))
+    mixed = []
+    for a, b, tag in ((src, tgt, "cs1"), (tgt, src, "cs2")):
+        swap = {first: f"{first}_en"} if a == src else {second: f"{second}_en"}
+        part = ds.map(lambda row: {**{c: row[en] for c, en in swap.items()},
+                                   "id": f"{row['id']}-{tag}", "pair_languages": f"{a}-{b}"},
+                      desc=f"code-switch {a}-{b}")
+        mixed.append(part.select_columns(base.column_names).cast(base.features))
+    return concatenate_datasets([base, *mixed])

@@ -1,0 +1,95 @@
+"""Routes added on top of translation: code-switched pairs (Self-Translate-Train) and direct
+target-language generation from target-language few-shot examples."""
+
+import json
+
+import pandas as pd
+import pytest
+from datasets import Dataset
+
+from hf_crossaug.clean import CleanConfig
+from hf_crossaug.generate import GenerationConfig
+from hf_crossaug.pipeline import run_pipeline
+from hf_crossaug.recipe import Recipe, SourceConfig
+from hf_crossaug.teacher import TeacherConfig
+from hf_crossaug.translate import TranslateConfig, code_switched_pairs
+
+SW = [("Bidhaa hii ni nzuri sana, naipenda kabisa.", "positive"),
+      ("Huduma ilikuwa mbaya na chakula kilichelewa.", "negative"),
+      ("Duka linafunguliwa saa mbili asubuhi kila siku.", "neutral"),
+      ("Filamu hii ilinifurahisha mno, waigizaji hodari.", "positive"),
+      ("Simu ilivunjika baada ya wiki moja tu.", "negative"),
+      ("Mkutano utafanyika Jumanne ijayo mjini.", "neutral")]
+
+
+def tiny(**kw) -> dict:
+    return dict(per_class=2, clean=CleanConfig(min_words=1, max_words=200),
+                generation=GenerationConfig(model=str(kw.pop("llm")), n_shots=2, max_new_tokens=8, batch_size=6,
+                                            shard_size=6, seed=3),
+                teacher=TeacherConfig(model=str(kw.pop("encoder")), epochs=1, batch_size=16, seed=5), **kw)
+
+
+def test_code_switched_pairs_adds_both_mixed_rows():
+    ds = Dataset.from_dict({"id": ["a", "b"], "premise": ["P1-sw", "P2-sw"], "hypothesis": ["H1-sw", "H2-sw"],
+                            "premise_en": ["P1", "P2"], "hypothesis_en": ["H1", "H2"], "prompt_label": [0, 2]})
+    out = code_switched_pairs(ds, ("premise", "hypothesis"), "en", "sw")
+    rows = {r["id"]: r for r in out}
+    assert len(out) == 6 and set(rows) == {"a", "b", "a-cs1", "b-cs1", "a-cs2", "b-cs2"}
+    assert (rows["a"]["premise"], rows["a"]["hypothesis"], rows["a"]["pair_languages"]) == ("P1-sw", "H1-sw", "sw-sw")
+    assert (rows["a-cs1"]["premise"], rows["a-cs1"]["hypothesis"], rows["a-cs1"]["pair_languages"]) == ("P1", "H1-sw", "en-sw")
+    assert (rows["b-cs2"]["premise"], rows["b-cs2"]["hypothesis"], rows["b-cs2"]["pair_languages"]) == ("P2-sw", "H2", "sw-en")
+    assert rows["b-cs2"]["prompt_label"] == 2 and rows["a-cs1"]["premise_en"] == "P1"  # labels and originals kept
+    assert len(ds) == 2 and "pair_languages" not in ds.column_names  # input untouched
+
+
+@pytest.mark.parametrize("fields, name", [
+    ({"task": "sentiment", "route": "self-translate", "code_switch": True, "translate": {"backend": "llm"}},
+     "code_switch"),
+    ({"task": "nli", "code_switch": True}, "code_switch"),
+    ({"task": "sentiment", "route": "direct"}, "fewshot_source"),
+    ({"task": "sentiment", "route": "direct", "language": "en", "fewshot_source": {"path": "x.jsonl"}},
+     "fewshot_source"),
+])
+def test_route_validation_names_the_field(fields, name):
+    with pytest.raises(ValueError, match=f"'{name}'"):
+        Recipe.from_dict({"name": "r", "language": "sw", **fields})
+
+
+def test_direct_route_prompts_with_target_language_examples(tiny_llm_dir, tiny_encoder_dir, tmp_path):
+    shots = tmp_path / "sw.jsonl"
+    shots.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in SW))
+    recipe = Recipe(name="tiny-direct", task="sentiment", language="sw", route="direct",
+                    fewshot_source=SourceConfig(path=str(shots)),
+                    **tiny(llm=tiny_llm_dir, encoder=tiny_encoder_dir)).validate()
+    result = run_pipeline(recipe, tmp_path / "work", log=lambda m: None)
+    assert result.stats["source"]["fewshot"] == {"name": str(shots), "rows": 6, "language": "sw"}
+    assert result.stats["source"]["rows"] == 120  # the teacher still learns from the English seed set
+    prompts = pd.concat(pd.read_parquet(p) for p in (tmp_path / "work").glob("text-*/shard-*.parquet"))
+    for prompt, label in zip(prompts["prompt"], prompts["prompt_label"]):
+        shown = [t for t, lab in SW if t in prompt]
+        assert len(shown) == 2 and all(dict(SW)[t] == ["negative", "neutral", "positive"][label] for t in shown)
+    assert len(result.raw) > 0 and "teacher_probs" in result.raw.column_names
+
+
+def test_pipeline_code_switch_rows_labelled_from_english(tiny_llm_dir, tiny_encoder_dir, tmp_path, monkeypatch):
+    import hf_crossaug.translate as tr
+
+    class Upper(tr.TranslationBackend if hasattr(tr, "TranslationBackend") else object):
+        ref = tr.backend_ref(TranslateConfig(model="fake/mt"))
+
+        def translate(self, texts, src, tgt):
+            return [t[::-1] for t in texts]
+
+    monkeypatch.setattr(tr, "make_backend", lambda config: Upper())
+    recipe = Recipe(name="tiny-cs", task="nli", language="sw", route="translate-train", premise_source="source",
+                    code_switch=True, translate=TranslateConfig(model="fake/mt"),
+                    **tiny(llm=tiny_llm_dir, encoder=tiny_encoder_dir)).validate()
+    result = run_pipeline(recipe, tmp_path, log=lambda m: None)
+    raw, counts = result.raw, result.stats["counts"]["translation"]
+    assert len(raw) == 3 * counts["kept"] and counts["code_switched_rows"] == 2 * counts["kept"]
+    by_id = {r["id"]: r for r in raw}
+    for rid, row in by_id.items():
+        if rid.endswith("-cs1"):
+            base = by_id[rid[:-4]]
+            assert row["premise"] == base["premise_en"] and row["hypothesis"] == base["hypothesis"]
+            assert row["teacher_probs"] == base["teacher_probs"]  # same English pair, same teacher label
