@@ -97,7 +97,7 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
                 raise ValueError(f"no premise survived cleaning: {_count_line(stats['counts']['premises'])}")
     prompts = item_prompts(task, shots, recipe.per_class, domains, gen_cfg.prompt_style, gen_cfg.n_shots,
                            gen_cfg.seed, premises)
-    log(f"[2/3] generating {len(prompts)} {task.generated_column}s ({task.num_labels} classes)")
+    log(f"[2/3] generating {len(prompts)} class-conditioned {task.generated_column!r} values ({task.num_labels} classes)")
     items = generate(prompts, gen_cfg, work, generator, desc=task.generated_column)
     keys = tuple(c for c in task.text_columns if c != task.generated_column)
     items = clean(items, task.generated_column, recipe.clean, key_columns=keys)
