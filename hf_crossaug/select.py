@@ -12,8 +12,9 @@ A new strategy is one small class: set ``name``, ``columns`` and ``requires``, i
 
 from __future__ import annotations
 
+import hashlib
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable, ClassVar, Sequence
 
 import numpy as np
@@ -261,24 +262,53 @@ def kmeans_labels(x: np.ndarray, n_clusters: int, seed: int, niter: int = 20, ba
     if n_clusters == 1:
         return np.zeros(len(x), dtype=np.int64)
     if backend == "faiss":
-        import faiss
-        from sklearn.cluster import kmeans_plusplus
-
-        # faiss seeds with random rows, which often puts two centroids in one natural cluster and
-        # merges two others; k-means++ seeding avoids that. It runs on the sample size faiss itself
-        # trains on (256 per centroid), so it stays cheap. min_points_per_centroid=1: small classes
-        # are expected, so silence faiss's warning about them.
-        km = faiss.Kmeans(x.shape[1], n_clusters, niter=niter, seed=seed, spherical=True, min_points_per_centroid=1)
-        n_sample = km.cp.max_points_per_centroid * n_clusters
-        sample = x if len(x) <= n_sample else x[np.random.default_rng(seed).choice(len(x), n_sample, replace=False)]
-        init, _ = kmeans_plusplus(sample.astype(np.float64), n_clusters, random_state=seed)  # float32: ~10x slower
-        km.train(x, init_centroids=np.ascontiguousarray(init, dtype=np.float32))
-        return km.index.search(x, 1)[1][:, 0].astype(np.int64)
+        return _faiss_kmeans(x, n_clusters, seed, niter)
     from sklearn.cluster import KMeans
 
     # Euclidean k-means on unit vectors: the same assignments as cosine, centroids not renormalised.
     km = KMeans(n_clusters=n_clusters, n_init=1, max_iter=niter, random_state=seed)
     return km.fit_predict(x.astype(np.float64)).astype(np.int64)
+
+
+_THREADPOOLS = None
+
+
+def _blas_threads(limit: int | None):
+    """``threadpoolctl`` limit on BLAS/OpenMP threads; the controller (a scan of loaded libraries, ~40 ms)
+    is built once per process, not per class."""
+    global _THREADPOOLS
+    from threadpoolctl import ThreadpoolController
+
+    if _THREADPOOLS is None:
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=limit)
+
+
+def _faiss_kmeans(x: np.ndarray, n_clusters: int, seed: int, niter: int) -> np.ndarray:
+    import faiss
+    from sklearn.cluster import kmeans_plusplus
+
+    # faiss seeds with random rows, which often puts two centroids in one natural cluster and merges two
+    # others; k-means++ seeding avoids that. It runs on a sample of 32 rows per centroid: seeding only
+    # needs the modes, and faiss refines on (up to 256 per centroid) rows after. min_points_per_centroid=1:
+    # small classes are expected, so silence faiss's warning about them.
+    km = faiss.Kmeans(x.shape[1], n_clusters, niter=niter, seed=seed, spherical=True, min_points_per_centroid=1)
+    rng = np.random.default_rng(seed)
+    n_seed = 32 * n_clusters
+    sample = x if len(x) <= n_seed else x[rng.choice(len(x), n_seed, replace=False)]
+    # One class of a selection is a small problem (about n x 384 x 25 flops per iteration): thread
+    # start-up and OpenMP spinning cost more than they save, and hurt badly when the cores are shared.
+    threads = faiss.omp_get_max_threads()
+    small = len(x) * n_clusters <= 2_000_000
+    try:
+        if small:
+            faiss.omp_set_num_threads(1)
+        with _blas_threads(1 if small else None):
+            init, _ = kmeans_plusplus(sample.astype(np.float64), n_clusters, random_state=seed)  # float32: ~10x slower
+            km.train(x, init_centroids=np.ascontiguousarray(init, dtype=np.float32))
+            return km.index.search(x, 1)[1][:, 0].astype(np.int64)
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def select_with_report(ds: Dataset, strategy: str, config: SelectionConfig, embeddings: np.ndarray | None = None,
@@ -309,12 +339,17 @@ def select_with_report(ds: Dataset, strategy: str, config: SelectionConfig, embe
         for c in strat.columns:
             class_values[c].extend(np.asarray(values.get(c, [])).tolist())
     added = (*strat.columns, "selected_by", "selection_rank")
-    out = ds.remove_columns([c for c in added if c in ds.column_names]).select(indices)
+    # Explicit fingerprints: by default ``datasets`` pickles and hashes every added column (most of the
+    # time of a large selection). The result is a function of the input, the strategy, config and rows.
+    h = hashlib.sha256(f"{ds._fingerprint}|{strategy}|{sorted(asdict(config).items())}".encode())
+    h.update(np.asarray(indices, dtype=np.int64).tobytes())
+    fp = h.hexdigest()[:16]
+    out = ds.remove_columns([c for c in added if c in ds.column_names]).select(indices, new_fingerprint=fp)
     ranks = [r for n in report.selected.values() for r in range(n)]
-    for c in strat.columns:
-        out = out.add_column(c, class_values[c])
-    out = out.add_column("selected_by", [strategy] * len(indices))
-    return out.add_column("selection_rank", ranks), report
+    new_columns = {**class_values, "selected_by": [strategy] * len(indices), "selection_rank": ranks}
+    for i, (c, values) in enumerate(new_columns.items()):
+        out = out.add_column(c, values, new_fingerprint=f"{fp}-{i}")
+    return out, report
 
 
 def select(ds: Dataset, strategy: str, config: SelectionConfig, embeddings: np.ndarray | None = None,
