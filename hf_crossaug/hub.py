@@ -5,7 +5,7 @@ Both folders are already laid out like Hub repos (`hf_crossaug.builder.build_dat
 whatever ``huggingface_hub`` resolves (``HF_TOKEN``, then the ``hf auth login`` cache); this module never
 reads, prints or writes it. A re-push of an unchanged folder makes no commit: the Hub's preupload answer
 carries each remote file's hash and ``upload_folder`` drops files whose local hash matches, and skips
-the commit when nothing is left (huggingface_hub >= 1.0, both its LFS and its Xet upload paths).
+the commit when nothing is left (read in huggingface_hub 2.4, in both its LFS and its Xet upload paths).
 Before uploading, the push records the target repo in the folder's card, so cards name where they live
 and a student's card names the Hub id of its training dataset.
 """
@@ -13,7 +13,7 @@ and a student's card names the Hub id of its training dataset.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .builder import BUILD_FILE
@@ -35,10 +35,11 @@ class PushResult:
     url: str
     commit: str  # the revision's head after the push
     changed: bool  # False: the folder matched the repo and no commit was made
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         what = f"new commit {self.commit[:10]}" if self.changed else f"unchanged, no commit (head {self.commit[:10]})"
-        return f"{self.repo_type} {self.repo_id}: {what} -> {self.url}"
+        return "\n".join([f"{self.repo_type} {self.repo_id}: {what} -> {self.url}", *(f"note: {n}" for n in self.notes)])
 
 
 def folder_kind(folder: str | Path) -> str:
@@ -74,8 +75,9 @@ def push_dataset(folder: str | Path, repo_id: str, private: bool = False, revisi
         raise ValueError(f"{folder / 'README.md'}: the card has no 'configs:'; is this a folder made by crossaug build?")
     for c in configs:
         for spec in c.get("data_files", []):
-            if not list(folder.glob(spec["path"])):
-                raise FileNotFoundError(f"{folder}: config {c['config_name']!r} has no files matching {spec['path']}")
+            for pattern in spec["path"] if isinstance(spec["path"], list) else [spec["path"]]:
+                if not list(folder.glob(pattern)):
+                    raise FileNotFoundError(f"{folder}: config {c['config_name']!r} has no files matching {pattern}")
     _record_dataset_repo(folder, repo_id)
     message = commit_message or f"Upload {folder.name} ({len(configs)} configs) with hf_crossaug"
     return _upload(folder, repo_id, "dataset", private, revision, message, endpoint, DATASET_IGNORE, DATASET_DELETE)
@@ -95,6 +97,8 @@ def push_model(folder: str | Path, repo_id: str, private: bool = False, revision
     _check_target(repo_id)
     if not list(folder.glob("*.safetensors")):
         raise FileNotFoundError(f"{folder} has no *.safetensors weights (pickled weights are never uploaded)")
+    if not (folder / "tokenizer_config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no tokenizer (tokenizer_config.json); save it next to the model")
     results_file = folder / RESULTS_FILE
     if results_file.is_file():
         results = json.loads(results_file.read_text())
@@ -102,9 +106,13 @@ def push_model(folder: str | Path, repo_id: str, private: bool = False, revision
         if dataset_repo:
             results["dataset"]["hub_id"] = dataset_repo
         save_results(folder, results)
-    _load_card(ModelCard, folder)
+    card = _load_card(ModelCard, folder)
     message = commit_message or f"Upload {folder.name} with hf_crossaug"
-    return _upload(folder, repo_id, "model", private, revision, message, endpoint, MODEL_IGNORE, MODEL_DELETE)
+    result = _upload(folder, repo_id, "model", private, revision, message, endpoint, MODEL_IGNORE, MODEL_DELETE)
+    if not card.data.eval_results:
+        result.notes.append("the card has no model-index results yet: run `crossaug evaluate` on the folder, "
+                            "then push again")
+    return result
 
 
 def _load_card(card_class, folder: Path):

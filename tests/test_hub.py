@@ -154,7 +154,7 @@ def test_push_model_to_a_branch_with_model_index(hub, tiny_student, tmp_path):
 
     res = push_model(folder, "someone/tiny-student", revision="v1", endpoint=hub.url,
                      dataset_repo="someone/xnli-sw-synth")
-    assert res.changed and res.repo_type == "model"
+    assert res.changed and res.repo_type == "model" and res.notes == []  # evaluated: model-index present
     assert [json.loads(c["body"])["visibility"] for c in hub.calls if c["path"] == "/api/repos/create"] == ["public"]
     assert [c["path"] for c in hub.calls if "/branch/" in c["path"]] == ["/api/models/someone/tiny-student/branch/v1"]
     (commit,) = hub.commits_posted()
@@ -177,7 +177,7 @@ def test_push_model_to_a_branch_with_model_index(hub, tiny_student, tmp_path):
     assert_token_only_in_auth_header(hub.calls)
 
 
-def test_push_errors_are_one_line(hub, monkeypatch, tiny_built_dataset, tmp_path):
+def test_push_errors_are_one_line(hub, monkeypatch, tiny_built_dataset, tiny_student, tmp_path):
     from hf_crossaug.cli import app
 
     runner = CliRunner()
@@ -190,6 +190,11 @@ def test_push_errors_are_one_line(hub, monkeypatch, tiny_built_dataset, tmp_path
     (tmp_path / "empty").mkdir()
     r = runner.invoke(app, ["push", str(tmp_path / "empty"), "someone/x"])
     assert r.exit_code == 2 and "neither a built dataset" in r.output
+    no_tokenizer = tmp_path / "model"
+    shutil.copytree(tiny_student, no_tokenizer)
+    (no_tokenizer / "tokenizer_config.json").unlink()
+    r = runner.invoke(app, ["push", str(no_tokenizer), "someone/x"])
+    assert r.exit_code == 2 and "has no tokenizer (tokenizer_config.json)" in r.output
     assert hub.calls == [] and TOKEN not in r.output
 
 
