@@ -195,6 +195,25 @@ def push_cmd(
     print(res.summary())
 
 
+bench_app = typer.Typer(help="Benchmarks from the checkout's benchmarks/ folder (need the shared data).",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+BENCH_DIRS = (Path("benchmarks"), Path(__file__).resolve().parent.parent / "benchmarks")
+
+
+@bench_app.command("reproduce", add_help_option=False,
+                   context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_reproduce(ctx: typer.Context):
+    """The data-selection paper's table, offline (benchmarks/reproduce.py; --help lists its options)."""
+    import runpy
+
+    script = next((d / "reproduce.py" for d in BENCH_DIRS if (d / "reproduce.py").is_file()), None)
+    if script is None:
+        fail(FileNotFoundError("benchmarks/reproduce.py not found: run from a checkout of hf_crossaug"))
+    sys.argv = [str(script), *ctx.args]
+    runpy.run_path(str(script), run_name="__main__")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -1,0 +1,249 @@
+"""Reproduce the data-selection paper's table (arXiv 2407.10582) offline, at reduced scale.
+
+    python benchmarks/reproduce.py                 # NLI then sentiment, 3 seeds, ~40 min on 2 CPU cores
+    python benchmarks/reproduce.py --task nli --seeds 5
+    crossaug bench reproduce --task sentiment      # the same script through the CLI
+
+What runs, per task (everything with the embedded offline models, nothing from the Hub):
+1. `hf_crossaug.builder.build_dataset` on the task's recipe (xnli-sw-synth / mahasent-mr-synth) with the
+   shared English source (SNLI dev / SST-3 train) as gold data: generation, cleaning, teacher training and
+   labelling (per-epoch probabilities for amb-k / easy-k), every selection strategy. Cached in the work
+   folder, so a rerun after a crash resumes.
+2. Every row of the paper's table (GEN, SRC, SRC+GEN, T-<s>, T_pl-<s>) x seed: the training set from
+   `hf_crossaug.modes.build_training_set`, a student from `feature_student.py` (a head on cached frozen
+   e5 embeddings, trained with the package's `DistillationTrainer`; epoch chosen on the English dev set),
+   accuracy on every target language's dev set.
+3. Mean +- std over seeds, and a paired permutation test (scipy) of each row against SRC+GEN and SRC on
+   per-example correctness (averaged over seeds, pooled over target languages).
+
+Scale is reduced from the paper (15K source rows, 130K generations, XLM-R large fine-tuned) to: 2,000
+source rows, 400 prompts per class (NLI: premises, each with all three labels), k = 150 per class, frozen
+e5-small features. Seeds vary the student's initialisation and order and the SRC+GEN / GEN draws; the
+generations, teacher and selections are built once. Only dev splits are read; never a test split.
+Writes ``benchmarks/results/reproduce-<task>.{json,md,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from feature_student import FeatureCache, predict, train_head  # noqa: E402
+
+from hf_crossaug.builder import build_dataset  # noqa: E402
+from hf_crossaug.data import load_source  # noqa: E402
+from hf_crossaug.embed import SentenceEmbedder  # noqa: E402
+from hf_crossaug.models import file_sha256  # noqa: E402
+from hf_crossaug.modes import build_training_set, load_synthetic  # noqa: E402
+from hf_crossaug.recipe import Recipe, SourceConfig  # noqa: E402
+
+ROOT = HERE.parent
+STRATEGIES_MAIN = ("rand-k", "top-k", "div-k")
+STRATEGIES_CARTO = ("amb-k", "easy-k")
+ROWS = ["GEN", "SRC", "SRC+GEN", *(f"T-{s}" for s in STRATEGIES_MAIN), *(f"T_pl-{s}" for s in STRATEGIES_MAIN),
+        *(f"T-{s}" for s in STRATEGIES_CARTO), *(f"T_pl-{s}" for s in STRATEGIES_CARTO)]
+
+TASKS = {
+    "nli": {"recipe": "xnli-sw-synth", "source": "snli/dev.jsonl", "dev": "xnli/dev-en.jsonl",
+            "targets": {"hi": "xnli/dev-hi.jsonl", "ur": "xnli/dev-ur.jsonl", "sw": "xnli/dev-sw.jsonl"}},
+    "sentiment": {"recipe": "mahasent-mr-synth", "source": "sst3/train.jsonl", "dev": "sst3/dev.jsonl",
+                  "targets": {"mr": "mahasent/dev-mr.jsonl", "hi": "iitp_product/dev-hi.jsonl"}},
+}
+# XNLI dev accuracy from the paper (XLM-R large, SNLI 15K source), as quoted in ../shared/data/README.md.
+PAPER = {
+    "zero-shot": {"SRC": (65.54, 57.15, 57.63), "SRC+GEN": (70.10, 63.92, 63.34), "T-top-k": (70.82, 62.98, 63.74)},
+    "translate-train": {"SRC": (67.67, 61.65, 59.16), "SRC+GEN": (69.74, 65.28, 63.52),
+                        "T-top-k": (71.55, 64.40, 63.82), "T-div-k": (71.26, 65.82, 64.44)},
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--task", choices=[*TASKS, "all"], default="all")
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="the shared data folder")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--source-limit", type=int, default=2000, help="English gold rows (teacher and students)")
+    p.add_argument("--dev-limit", type=int, default=500, help="English dev rows (teacher and student selection)")
+    p.add_argument("--target-limit", type=int, default=None, help="rows per target language (default: all)")
+    p.add_argument("--per-class", type=int, default=400, help="generation prompts per class (NLI: premises)")
+    p.add_argument("--k", type=int, default=150, help="rows per class kept by each selection strategy")
+    p.add_argument("--clusters", type=int, default=25, help="div-k clusters per class")
+    p.add_argument("--teacher-epochs", type=int, default=3)
+    p.add_argument("--student-epochs", type=int, default=8)
+    p.add_argument("--permutations", type=int, default=10_000)
+    p.add_argument("--work", default="outputs/.reproduce-work", help="cache of builds (resumable)")
+    p.add_argument("--out", default=str(HERE / "results"), help="where the JSON, table and plot go")
+    p.add_argument("--tag", default="", help="suffix of the result files")
+    return p.parse_args(argv)
+
+
+def file_info(path: Path) -> dict:
+    return {"path": str(path), "sha256": file_sha256(path)}
+
+
+def build(task_name: str, spec: dict, args, data: Path, log) -> tuple[Path, dict]:
+    """The synthetic dataset for ``task_name`` at the benchmark's scale (cached in ``args.work``)."""
+    recipe = Recipe.from_yaml(ROOT / "dataset_scripts" / f"{spec['recipe']}.yaml")
+    recipe = recipe.with_overrides(per_class=args.per_class, k=args.k, source=str(data / spec["source"]),
+                                   limit=args.source_limit)
+    recipe.dev = SourceConfig(path=str(data / spec["dev"]), limit=args.dev_limit)
+    recipe.teacher = dataclasses.replace(recipe.teacher, epochs=args.teacher_epochs)
+    recipe.selection = dataclasses.replace(recipe.selection, n_clusters=args.clusters)
+    recipe.generation = dataclasses.replace(recipe.generation, shard_size=128)
+    out = Path(args.work) / f"{recipe.name}-bench"
+    summary = build_dataset(recipe.validate(), out, Path(args.work) / recipe.name, log=log)
+    return out, summary
+
+
+def permutation_p(a: np.ndarray, b: np.ndarray, n: int, seed: int = 0) -> float:
+    """Two-sided paired permutation test of mean(a) == mean(b) (scipy.stats.permutation_test)."""
+    from scipy.stats import permutation_test
+
+    if np.allclose(a, b):
+        return 1.0
+    res = permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples",
+                           vectorized=True, n_resamples=n, rng=np.random.default_rng(seed))
+    return float(res.pvalue)
+
+
+def run_task(task_name: str, args, log=print) -> dict:
+    spec, data = TASKS[task_name], Path(args.data)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    folder, summary = build(task_name, spec, args, data, log)
+    timings["build_s"] = time.perf_counter() - t
+    recipe = Recipe.from_dict(summary["stats"]["recipe"])
+    task = recipe.task_spec
+    synthetic = {name: load_synthetic(folder, name) for name in summary["rows"]}
+    gold = load_source(task, str(data / spec["source"]), limit=args.source_limit, seed=recipe.generation.seed)
+    dev = load_source(task, str(data / spec["dev"]), limit=args.dev_limit)
+    targets = {lang: load_source(task, str(data / f), limit=args.target_limit) for lang, f in spec["targets"].items()}
+
+    t = time.perf_counter()
+    embedder = SentenceEmbedder()
+    cache = FeatureCache(embedder)
+    dev_x = cache.features(dev, task)
+    target_x = {lang: cache.features(ds, task) for lang, ds in targets.items()}
+    timings["target_features_s"] = time.perf_counter() - t
+
+    results, correct = {}, {}
+    t = time.perf_counter()
+    for row in ROWS:
+        per_seed = []
+        for seed in range(args.seeds):
+            rows = build_training_set(row, gold, synthetic, task, seed=seed)
+            head = train_head(cache.features(rows, task), rows, dev_x, dev, task, seed, epochs=args.student_epochs)
+            accs = {}
+            for lang, ds in targets.items():
+                ok = predict(head, target_x[lang]) == np.asarray(ds["label"])
+                correct.setdefault(row, {}).setdefault(lang, []).append(ok)
+                accs[lang] = float(ok.mean() * 100)
+            per_seed.append({"seed": seed, "train_rows": len(rows), **accs})
+        langs = list(targets)
+        mean = {lang: float(np.mean([s[lang] for s in per_seed])) for lang in langs}
+        std = {lang: float(np.std([s[lang] for s in per_seed], ddof=1)) if args.seeds > 1 else 0.0 for lang in langs}
+        mean["avg"] = float(np.mean([mean[lang] for lang in langs]))
+        std["avg"] = float(np.std([np.mean([s[lang] for lang in langs]) for s in per_seed], ddof=1)) \
+            if args.seeds > 1 else 0.0
+        results[row] = {"mean": mean, "std": std, "seeds": per_seed}
+        log(f"{task_name} {row:12s} " + "  ".join(f"{k} {mean[k]:.2f}+-{std[k]:.2f}" for k in mean))
+    timings["students_s"] = time.perf_counter() - t
+
+    pooled = {row: np.concatenate([np.mean(correct[row][lang], axis=0) for lang in targets]) for row in ROWS}
+    for row in ROWS:
+        results[row]["p_vs"] = {base: permutation_p(pooled[row], pooled[base], args.permutations)
+                                for base in ("SRC+GEN", "SRC") if base != row}
+    stats = summary["stats"]
+    return {
+        "task": task_name,
+        "recipe": recipe.to_dict(),
+        "data": {"source": {**file_info(data / spec["source"]), "rows": len(gold)},
+                 "dev": {**file_info(data / spec["dev"]), "rows": len(dev)},
+                 "targets": {lang: {**file_info(data / spec["targets"][lang]), "rows": len(ds)}
+                             for lang, ds in targets.items()}},
+        "models": {"generator": stats["generator"], "teacher": stats["teacher"],
+                   "student_encoder": embedder.ref.provenance()},
+        "synthetic": {"folder": str(folder), "rows": summary["rows"], "counts": stats["counts"]},
+        "scale": {k: getattr(args, k) for k in ("seeds", "source_limit", "dev_limit", "target_limit", "per_class",
+                                                "k", "clusters", "teacher_epochs", "student_epochs")},
+        "timings": {**{f"{k}_s": round(v, 1) for k, v in stats["timings"].items()},
+                    **{k: round(v, 1) for k, v in timings.items()}},
+        "rows": results,
+    }
+
+
+def markdown(res: dict) -> str:
+    langs = [k for k in next(iter(res["rows"].values()))["mean"] if k != "avg"]
+    head = ["row", *langs, "avg", "p vs SRC+GEN", "p vs SRC"]
+    if res["task"] == "nli":
+        head += [f"paper zero-shot ({'/'.join(langs)})", "paper translate-train"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row, r in res["rows"].items():
+        cells = [row, *(f"{r['mean'][k]:.2f} ± {r['std'][k]:.2f}" for k in [*langs, "avg"])]
+        cells += [f"{r['p_vs'][b]:.3f}" if b in r["p_vs"] else "—" for b in ("SRC+GEN", "SRC")]
+        if res["task"] == "nli":
+            cells += [" / ".join(f"{v:.2f}" for v in PAPER[s][row]) if row in PAPER[s] else "" for s in PAPER]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(res["rows"])
+    langs = [k for k in res["rows"][rows[0]]["mean"] if k != "avg"]
+    width = 0.8 / len(langs)
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    for i, lang in enumerate(langs):
+        means = [res["rows"][r]["mean"][lang] for r in rows]
+        stds = [res["rows"][r]["std"][lang] for r in rows]
+        ax.bar(np.arange(len(rows)) + i * width, means, width, yerr=stds, capsize=2, label=lang)
+    lo = min(res["rows"][r]["mean"][lang] for r in rows for lang in langs)
+    ax.set_ylim(max(0, lo - 5), None)
+    ax.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, rows, rotation=35, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{res['task']}: student accuracy per target language (mean ± std over {res['scale']['seeds']} seeds)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if not (Path(args.data) / "snli").is_dir():
+        raise SystemExit(f"error: shared data folder not found: {args.data} (pass --data)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for task_name in (list(TASKS) if args.task == "all" else [args.task]):
+        t0 = time.perf_counter()
+        res = run_task(task_name, args)
+        res["timings"]["total_s"] = round(time.perf_counter() - t0, 1)
+        usage = resource.getrusage(resource.RUSAGE_SELF)  # cumulative over the tasks run so far
+        res["machine"] = {"platform": platform.platform(), "cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+                          "cpu_s_so_far": round(usage.ru_utime + usage.ru_stime), "peak_rss_mib": round(usage.ru_maxrss / 1024)}
+        stem = out / f"reproduce-{task_name}{args.tag}"
+        stem.with_suffix(".json").write_text(json.dumps(res, indent=2))
+        stem.with_suffix(".md").write_text(markdown(res))
+        plot(res, stem.with_suffix(".png"))
+        print(markdown(res))
+        print(f"wrote {stem}.json/.md/.png in {res['timings']['total_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
