@@ -21,6 +21,7 @@ import yaml
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from . import __version__
+from .citations import card_section
 from .embed import SentenceEmbedder
 from .pipeline import PipelineResult, run_pipeline
 from .recipe import Recipe
@@ -28,6 +29,7 @@ from .select import STRATEGIES, SelectionConfig, select_with_report
 
 TEMPLATE = Path(__file__).parent / "templates" / "dataset_card.md"
 RAW = "raw"
+BUILD_FILE = "crossaug_build.json"  # the build's stats and provenance, next to the card
 _BUILDER_HASH = hashlib.sha256(Path(__file__).read_bytes() + __version__.encode()).hexdigest()[:16]
 
 
@@ -115,10 +117,12 @@ def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path |
     for name, ds in built.items():
         (tmp / "data" / name).mkdir(parents=True, exist_ok=True)
         ds.to_parquet(str(tmp / "data" / name / "train-00000-of-00001.parquet"))
+    repo_id = repo_id or f"crossaug/{recipe.name}"
     card = dataset_card(recipe, result, {n: len(d) for n, d in built.items()}, reports, list(built[RAW].column_names),
-                        repo_id or f"crossaug/{recipe.name}")
+                        repo_id)
     card.save(tmp / "README.md")
-    (tmp / "crossaug_build.json").write_text(json.dumps(result.stats, indent=2, default=str))
+    # repo_id: where the card says the dataset lives (students name it in their cards; push updates it)
+    (tmp / BUILD_FILE).write_text(json.dumps({**result.stats, "repo_id": repo_id}, indent=2, default=str))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)  # the finished folder appears at once, never half-written
@@ -152,7 +156,7 @@ def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: di
         language=sorted({"en", recipe.language}), license=recipe.license,
         task_categories=["text-classification"],
         task_ids=["natural-language-inference" if task.name == "nli" else "sentiment-classification"],
-        size_categories=_size_category(rows[RAW]), annotations_creators=["machine-generated"],
+        size_categories=[_size_category(rows[RAW])], annotations_creators=["machine-generated"],
         language_creators=["machine-generated"], multilinguality="multilingual" if recipe.language != "en" else "monolingual",
         source_datasets=[f"extended|{source}" if recipe.source.path else "original"],
         pretty_name=recipe.name, configs=configs, tags=["synthetic", "hf_crossaug", f"route:{recipe.route}"],
@@ -185,4 +189,5 @@ def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: di
         timings=", ".join(f"{k} {v:.1f}" for k, v in stats["timings"].items()),
         generation_seed=gen["seed"], teacher_seed=stats["recipe"]["teacher"]["seed"], recipe_name=recipe.name,
         recipe_yaml=yaml.safe_dump(stats["recipe"], sort_keys=False, allow_unicode=True).strip(),
+        citation=card_section(),
     )

@@ -1,4 +1,5 @@
-"""The ``crossaug`` command line: build synthetic datasets from recipes, train and evaluate students."""
+"""The ``crossaug`` command line: build synthetic datasets from recipes, train and evaluate students, push
+both to the Hub."""
 
 from __future__ import annotations
 
@@ -171,6 +172,27 @@ def evaluate(
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(res, indent=2))
+
+
+@app.command("push")
+def push_cmd(
+    folder: Path = typer.Argument(..., help="a built dataset folder (crossaug build) or a model folder (crossaug train)"),
+    repo_id: str = typer.Argument(..., help="Hub repo id, NAMESPACE/NAME"),
+    private: bool = typer.Option(False, "--private/--public", help="visibility of a repo this push creates"),
+    revision: Optional[str] = typer.Option(None, help="branch to push to (created if missing; default main)"),
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="commit message"),
+    dataset_repo: Optional[str] = typer.Option(None, help="model only: Hub id of its training dataset, for the card"),
+):
+    """Upload a dataset or student folder to the Hub (token: HF_TOKEN or `hf auth login`); unchanged -> no commit."""
+    from .hub import push
+
+    try:
+        console.print(f"[bold]crossaug push[/] {folder} -> {repo_id}{f'@{revision}' if revision else ''}")
+        res = push(folder, repo_id, private=private, revision=revision, commit_message=message,
+                   dataset_repo=dataset_repo)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        fail(exc)
+    print(res.summary())
 
 
 bench_app = typer.Typer(help="Benchmarks from the checkout's benchmarks/ folder (need the shared data).",

@@ -25,6 +25,7 @@ import torch
 from datasets import Dataset
 
 from . import __version__
+from .citations import card_section
 from .data import FORMATS, load_source, normalise
 from .models import ENCODER_DEFAULT, resolve_model
 from .modes import (DEFAULT_SIZE_CONFIG, build_training_set, load_folder_or_hub, load_synthetic, parse_mode,
@@ -208,6 +209,7 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
         "mode": mode.name,
         "base_model": {**ref.provenance(), "hub_id": _hub_id(ref)},
         "dataset": {"ref": str(dataset_ref) if isinstance(dataset_ref, (str, Path)) else None,
+                    "hub_id": dataset_hub_id(dataset_ref, info),
                     "config": used_config if mode.config is not None else None,
                     "license": recipe.get("license")},
         "gold": {"name": gold_name, "limit": config.limit},
@@ -239,6 +241,15 @@ def _synthetic(dataset_ref, name: str) -> Dataset:
     if isinstance(dataset_ref, Mapping):
         return dataset_ref[name]
     return load_synthetic(dataset_ref, name)
+
+
+def dataset_hub_id(dataset_ref, info: dict) -> str | None:
+    """The Hub id of the training dataset: the id itself, or the repo a local build says it belongs to."""
+    if not isinstance(dataset_ref, (str, Path)):
+        return None
+    if not Path(dataset_ref).expanduser().exists():
+        return str(dataset_ref)
+    return info.get("repo_id")
 
 
 def _hub_id(ref) -> str | None:
@@ -287,8 +298,9 @@ def model_card(results: dict):
     langs = sorted({"en", *([results["language"]] if results.get("language") else []),
                     *(k for k in scores if k != "avg")})
     base = results["base_model"]
-    ds_ref = (results.get("dataset") or {}).get("ref")
-    hub_dataset = ds_ref if ds_ref and not Path(ds_ref).expanduser().exists() else None
+    ds = results.get("dataset") or {}
+    # SRC trains on no synthetic data, so its card names no dataset
+    hub_dataset = (ds.get("hub_id") or dataset_hub_id(ds.get("ref"), {})) if ds.get("config") else None
     mode = results["mode"]
     data = ModelCardData(
         model_name=results["model_name"], base_model=base.get("hub_id"), language=langs,
@@ -323,10 +335,11 @@ def model_card(results: dict):
         eval_rows=eval_rows, eval_note=eval_note, selection_text=selection_text, base=base,
         base_note=(f"converted offline from the packaged copy of `{base['hub_id']}`"
                    if base["name"] in EMBEDDED_ORIGINS else ""),
-        gold=results["gold"], dataset=results["dataset"], counts=results["counts"], teacher=results.get("teacher"),
+        gold=results["gold"], dataset={**ds, "hub_id": hub_dataset}, counts=results["counts"], teacher=results.get("teacher"),
         recipe=results.get("recipe"), hyperparameters=hyper,
         dev_history=", ".join(f"epoch {h['epoch']:g}: {h['accuracy']:.4f}" for h in sel["history"]) or "-",
-        usage_id=results["model_name"], pair=len(TASKS[results["task"]].text_columns) > 1,
+        usage_id=results.get("repo_id") or results["model_name"], pair=len(TASKS[results["task"]].text_columns) > 1,
+        citation=card_section(),
     )
 
 

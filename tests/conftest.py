@@ -133,3 +133,31 @@ def tiny_encoder_dir(tmp_path_factory):
     BertModel(cfg).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# A tiny built dataset and a student trained on it, shared by the Hub and Space tests.
+HUB_DATASET_ID = "crossaug/xnli-sw-synth"
+
+
+@pytest.fixture(scope="session")
+def tiny_built_dataset(tiny_llm_dir, tiny_encoder_dir, tmp_path_factory):
+    """``crossaug build`` output (NLI, tiny models, every strategy) whose card names ``HUB_DATASET_ID``."""
+    from test_build_tiny import tiny_recipe
+
+    from hf_crossaug.builder import build_dataset
+
+    tmp = tmp_path_factory.mktemp("hub-dataset")
+    build_dataset(tiny_recipe("nli", tiny_llm_dir, tiny_encoder_dir), tmp / "xnli-sw-synth", tmp / "work",
+                  repo_id=HUB_DATASET_ID, log=lambda m: None)
+    return tmp / "xnli-sw-synth"
+
+
+@pytest.fixture(scope="session")
+def tiny_student(tiny_built_dataset, tiny_encoder_dir, tmp_path_factory):
+    """A student trained (T-div-k, 1 epoch) on ``tiny_built_dataset``: safetensors, tokenizer, card."""
+    from hf_crossaug.student import StudentConfig, train_student
+
+    out = tmp_path_factory.mktemp("hub-student") / "tiny-student"
+    cfg = StudentConfig(model=str(tiny_encoder_dir), mode="T-div-k", epochs=1, batch_size=8, max_length=48, limit=24)
+    train_student(cfg, str(tiny_built_dataset), "seed", None, out, log=lambda m: None)
+    return out
