@@ -83,6 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--teacher-epochs", type=int, default=3)
     p.add_argument("--student-epochs", type=int, default=8)
     p.add_argument("--permutations", type=int, default=10_000)
+    p.add_argument("--levers", nargs="*", default=[], choices=list(LEVERS),
+                   help=f"generator levers to add as rows {LEVER_ROWS} (each rebuilds the generations)")
     p.add_argument("--work", default="outputs/.reproduce-work", help="cache of builds (resumable)")
     p.add_argument("--out", default=str(HERE / "results"), help="where the JSON, table and plot go")
     p.add_argument("--tag", default="", help="suffix of the result files")
@@ -93,18 +95,35 @@ def file_info(path: Path) -> dict:
     return {"path": str(path), "sha256": file_sha256(path)}
 
 
-def build(task_name: str, spec: dict, args, data: Path, log) -> tuple[Path, dict]:
-    """The synthetic dataset for ``task_name`` at the benchmark's scale (cached in ``args.work``)."""
+# Generator levers (issue: what caps the gain?): each rebuilds the generations with one change and reruns
+# LEVER_ROWS; the teacher is reused from the cache (its key does not depend on the generations).
+LEVERS = {
+    "shots-2": {"n_shots": 2}, "shots-8": {"n_shots": 8},
+    "temp-0.5": {"temperature": 0.5}, "temp-1.1": {"temperature": 1.1},
+    "no-domain": None,  # the prompt templates without the target-domain description
+}
+LEVER_ROWS = ("SRC+GEN", "T-top-k", "T-div-k")
+
+
+def build(spec: dict, args, data: Path, log, lever: str | None = None) -> tuple[Path, dict]:
+    """The synthetic dataset at the benchmark's scale (cached in ``args.work``), optionally with a lever."""
     recipe = Recipe.from_yaml(ROOT / "dataset_scripts" / f"{spec['recipe']}.yaml")
     recipe = recipe.with_overrides(per_class=args.per_class, k=args.k, source=str(data / spec["source"]),
                                    limit=args.source_limit)
     recipe.dev = SourceConfig(path=str(data / spec["dev"]), limit=args.dev_limit)
     recipe.teacher = dataclasses.replace(recipe.teacher, epochs=args.teacher_epochs)
     recipe.selection = dataclasses.replace(recipe.selection, n_clusters=args.clusters)
-    recipe.generation = dataclasses.replace(recipe.generation, shard_size=128)
-    out = Path(args.work) / f"{recipe.name}-bench"
-    summary = build_dataset(recipe.validate(), out, Path(args.work) / recipe.name, log=log)
-    return out, summary
+    recipe.generation = dataclasses.replace(recipe.generation, shard_size=128, **(LEVERS.get(lever) or {}))
+    if lever == "no-domain":
+        style = recipe.generation.prompt_style
+        task = recipe.task_spec
+        recipe.templates = {k: v.replace(" from {domain}", "") for k, v in task.templates.items()
+                            if k.startswith(style) and "{domain}" in v}
+        if any("{domain}" in v for v in recipe.templates.values()):
+            raise ValueError(f"no-domain lever: cannot strip the domain from {recipe.templates}")
+    name = f"{recipe.name}-bench" + (f"-{lever}" if lever else "")
+    summary = build_dataset(recipe.validate(), Path(args.work) / name, Path(args.work) / recipe.name, log=log)
+    return Path(args.work) / name, summary
 
 
 def permutation_p(a: np.ndarray, b: np.ndarray, n: int, seed: int = 0) -> float:
@@ -118,11 +137,22 @@ def permutation_p(a: np.ndarray, b: np.ndarray, n: int, seed: int = 0) -> float:
     return float(res.pvalue)
 
 
+def summarise(per_seed: list[dict], langs: list[str]) -> dict:
+    """Mean and sample std over seeds per language, and of the per-seed average over languages."""
+    def std(values):
+        return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+    mean = {lang: float(np.mean([s[lang] for s in per_seed])) for lang in langs}
+    sd = {lang: std([s[lang] for s in per_seed]) for lang in langs}
+    avgs = [np.mean([s[lang] for lang in langs]) for s in per_seed]
+    return {"mean": {**mean, "avg": float(np.mean(avgs))}, "std": {**sd, "avg": std(avgs)}, "seeds": per_seed}
+
+
 def run_task(task_name: str, args, log=print) -> dict:
     spec, data = TASKS[task_name], Path(args.data)
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    folder, summary = build(task_name, spec, args, data, log)
+    folder, summary = build(spec, args, data, log)
     timings["build_s"] = time.perf_counter() - t
     recipe = Recipe.from_dict(summary["stats"]["recipe"])
     task = recipe.task_spec
@@ -138,31 +168,37 @@ def run_task(task_name: str, args, log=print) -> dict:
     target_x = {lang: cache.features(ds, task) for lang, ds in targets.items()}
     timings["target_features_s"] = time.perf_counter() - t
 
+    def run_rows(rows_: list[str], synthetic_: dict, suffix: str = "") -> None:
+        for row in rows_:
+            per_seed = []
+            for seed in range(args.seeds):
+                rows = build_training_set(row, gold, synthetic_, task, seed=seed)
+                head = train_head(cache.features(rows, task), rows, dev_x, dev, task, seed,
+                                  epochs=args.student_epochs)
+                accs = {}
+                for lang, ds in targets.items():
+                    ok = predict(head, target_x[lang]) == np.asarray(ds["label"])
+                    correct.setdefault(row + suffix, {}).setdefault(lang, []).append(ok)
+                    accs[lang] = float(ok.mean() * 100)
+                per_seed.append({"seed": seed, "train_rows": len(rows), **accs})
+            results[row + suffix] = summarise(per_seed, list(targets))
+            log(f"{task_name} {row + suffix:22s} " + "  ".join(f"{k} {v:.2f}" for k, v in results[row + suffix]["mean"].items()))
+
     results, correct = {}, {}
     t = time.perf_counter()
-    for row in ROWS:
-        per_seed = []
-        for seed in range(args.seeds):
-            rows = build_training_set(row, gold, synthetic, task, seed=seed)
-            head = train_head(cache.features(rows, task), rows, dev_x, dev, task, seed, epochs=args.student_epochs)
-            accs = {}
-            for lang, ds in targets.items():
-                ok = predict(head, target_x[lang]) == np.asarray(ds["label"])
-                correct.setdefault(row, {}).setdefault(lang, []).append(ok)
-                accs[lang] = float(ok.mean() * 100)
-            per_seed.append({"seed": seed, "train_rows": len(rows), **accs})
-        langs = list(targets)
-        mean = {lang: float(np.mean([s[lang] for s in per_seed])) for lang in langs}
-        std = {lang: float(np.std([s[lang] for s in per_seed], ddof=1)) if args.seeds > 1 else 0.0 for lang in langs}
-        mean["avg"] = float(np.mean([mean[lang] for lang in langs]))
-        std["avg"] = float(np.std([np.mean([s[lang] for lang in langs]) for s in per_seed], ddof=1)) \
-            if args.seeds > 1 else 0.0
-        results[row] = {"mean": mean, "std": std, "seeds": per_seed}
-        log(f"{task_name} {row:12s} " + "  ".join(f"{k} {mean[k]:.2f}+-{std[k]:.2f}" for k in mean))
+    run_rows(ROWS, synthetic)
     timings["students_s"] = time.perf_counter() - t
+    levers = {}
+    for lever in args.levers:
+        t = time.perf_counter()
+        lfolder, lsummary = build(spec, args, data, log, lever)
+        run_rows(list(LEVER_ROWS), {n: load_synthetic(lfolder, n) for n in lsummary["rows"]}, f" [{lever}]")
+        levers[lever] = {"rows": lsummary["rows"], "counts": lsummary["stats"]["counts"],
+                         "recipe_generation": lsummary["stats"]["recipe"]["generation"],
+                         "templates": lsummary["stats"]["recipe"]["templates"], "seconds": round(time.perf_counter() - t, 1)}
 
-    pooled = {row: np.concatenate([np.mean(correct[row][lang], axis=0) for lang in targets]) for row in ROWS}
-    for row in ROWS:
+    pooled = {row: np.concatenate([np.mean(correct[row][lang], axis=0) for lang in targets]) for row in results}
+    for row in results:
         results[row]["p_vs"] = {base: permutation_p(pooled[row], pooled[base], args.permutations)
                                 for base in ("SRC+GEN", "SRC") if base != row}
     stats = summary["stats"]
@@ -181,6 +217,7 @@ def run_task(task_name: str, args, log=print) -> dict:
         "timings": {**{f"{k}_s": round(v, 1) for k, v in stats["timings"].items()},
                     **{k: round(v, 1) for k, v in timings.items()}},
         "rows": results,
+        "levers": levers,
     }
 
 
