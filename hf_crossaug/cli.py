@@ -77,7 +77,8 @@ def print_summary(summary: dict) -> None:
         if isinstance(c, dict):
             drops = ", ".join(f"{k} {v}" for k, v in c.items() if k not in ("prompts", "kept") and v)
             table.add_row(stage, f"{c.get('kept')}/{c.get('prompts')}", drops or "no drops")
-    table.add_row("teacher", str(stats["counts"]["labelled"]), f"dev accuracy {stats['teacher']['dev_accuracy']:.3f}")
+    if stats.get("teacher"):
+        table.add_row("teacher", str(stats["counts"]["labelled"]), f"dev accuracy {stats['teacher']['dev_accuracy']:.3f}")
     for name, rows in summary["rows"].items():
         per_class = summary["reports"].get(name)
         table.add_row(f"config {name}", str(rows), " ".join(f"{v}" for v in per_class.values()) if per_class else "")
