@@ -64,12 +64,12 @@ def training_items(mode: str, gold: Dataset, generated: Dataset | None, task: Mu
 def train_mc_student(config, task: MultipleChoiceSpec, dataset_ref, gold_source, dev, out: Path, info: dict,
                      log=print) -> dict:
     """`hf_crossaug.student.train_student` for a multiple-choice task (see there for the arguments)."""
-    from transformers import AutoModelForMultipleChoice, AutoTokenizer, DataCollatorForMultipleChoice, Trainer, \
-        TrainingArguments
+    from transformers import (AutoModelForMultipleChoice, AutoTokenizer, DataCollatorForMultipleChoice, Trainer,
+                              TrainingArguments)
 
     from .metrics.functions import classification_scores
-    from .student import _one_line_load_errors, _synthetic, epoch_selection_args, fit_best_epoch, gold_and_dev, \
-        results_dict, save_results
+    from .student import (_one_line_load_errors, _synthetic, epoch_selection_args, fit_best_epoch, gold_and_dev,
+                          results_dict, save_results)
 
     t0 = time.perf_counter()
     if config.mode not in MODES:
@@ -78,8 +78,8 @@ def train_mc_student(config, task: MultipleChoiceSpec, dataset_ref, gold_source,
     used_config = None if config.mode == "SRC" else (config.config or RAW)
     generated = None if used_config is None else _synthetic(dataset_ref, used_config)
     rows = training_items(config.mode, gold, generated, task)
-    counts = {"gold": sum(o == "gold" for o in rows["origin"]), "generated": sum(o == "generated" for o in rows["origin"]),
-              "soft": 0, "total": len(rows)}
+    origin = list(rows["origin"])
+    counts = {"gold": origin.count("gold"), "generated": origin.count("generated"), "soft": 0, "total": len(rows)}
     log(f"mode {config.mode}: {counts['gold']} gold + {counts['generated']} generated items; dev {len(dev_ds)} items")
 
     ref = resolve_model(config.model, ENCODER_DEFAULT, config.revision)
@@ -133,7 +133,7 @@ def mc_model_card(results: dict):
     from .student import EMBEDDED_ORIGINS, _eval_results
 
     ev = results.get("evaluation") or {}
-    scores = {k: v for k, v in (ev.get("scores") or {}).items()}
+    scores = ev.get("scores") or {}
     langs = sorted({"en", *([results["language"]] if results.get("language") else []), *(k for k in scores if k != "avg")})
     base, sel, cfg = results["base_model"], results["selection"], results["config"]
     data = ModelCardData(
