@@ -25,6 +25,7 @@ from .citations import card_section
 from .embed import SentenceEmbedder
 from .pipeline import PipelineResult, run_pipeline
 from .recipe import Recipe
+from .tasks import MultipleChoiceSpec
 from .select import STRATEGIES, SelectionConfig, select_with_report
 
 TEMPLATE = Path(__file__).parent / "templates" / "dataset_card.md"
@@ -152,13 +153,15 @@ def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: di
     configs = [{"config_name": n, "data_files": [{"split": "train", "path": f"data/{n}/train-*.parquet"}],
                 **({"default": True} if n == default else {})} for n in rows]
     source = stats["source"]["name"]
+    mc = isinstance(task, MultipleChoiceSpec)
     data = DatasetCardData(
         language=sorted({"en", recipe.language}), license=recipe.license,
-        task_categories=["text-classification"],
-        task_ids=["natural-language-inference" if task.name == "nli" else "sentiment-classification"],
+        task_categories=["multiple-choice" if mc else "text-classification"],
+        task_ids=["multiple-choice-qa" if mc else
+                  "natural-language-inference" if task.name == "nli" else "sentiment-classification"],
         size_categories=[_size_category(rows[RAW])], annotations_creators=["machine-generated"],
         language_creators=["machine-generated"], multilinguality="multilingual" if recipe.language != "en" else "monolingual",
-        source_datasets=[f"extended|{source}" if recipe.source.path else "original"],
+        source_datasets=[f"extended|{source}" if recipe.source.path not in (None, "", "seed") else "original"],
         pretty_name=recipe.name, configs=configs, tags=["synthetic", "hf_crossaug", f"route:{recipe.route}"],
     )
     hashes = task.template_hashes()
@@ -176,12 +179,14 @@ def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: di
         description=recipe.description or f"Synthetic {task.name} data for {recipe.language}.",
         task=task.name, language=recipe.language, route=recipe.route, package_version=__version__,
         k=sel.k, repo_id=repo_id, example_config=default,
-        config_rows=[{"name": n, "rows": r, "what": WHAT.get(n, "selection")} for n, r in rows.items()],
+        config_rows=[{"name": n, "rows": r, "what": "every item that passed validation" if mc else WHAT.get(n, "selection")}
+                     for n, r in rows.items()],
         columns=", ".join(f"`{c}`" for c in columns), generator=stats["generator"],
         sampling=", ".join(f"{k}={gen[k]}" for k in ("temperature", "top_p", "no_repeat_ngram_size",
                                                      "max_new_tokens", "batch_size", "dtype")),
         prompt_style=gen["prompt_style"], n_shots=gen["n_shots"], domains="; ".join(recipe.domain_list),
-        per_class=recipe.per_class, two_step=task.two_step, premise_source=recipe.premise_source,
+        per_class=recipe.per_class, two_step=task.two_step, multiple_choice=mc, labels=", ".join(task.labels),
+        shots=stats["source"].get("fewshot") or stats["source"], premise_source=recipe.premise_source,
         templates=templates, teacher=stats["teacher"], source=stats["source"],
         teacher_config=", ".join(f"{k}={v}" for k, v in stats["recipe"]["teacher"].items()),
         strategies=", ".join(sel.strategies), selection_seed=sel.seed, n_clusters=sel.n_clusters,

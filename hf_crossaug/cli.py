@@ -78,7 +78,8 @@ def print_summary(summary: dict) -> None:
         if isinstance(c, dict):
             drops = ", ".join(f"{k} {v}" for k, v in c.items() if k not in ("prompts", "kept") and v)
             table.add_row(stage, f"{c.get('kept')}/{c.get('prompts')}", drops or "no drops")
-    table.add_row("teacher", str(stats["counts"]["labelled"]), f"dev accuracy {stats['teacher']['dev_accuracy']:.3f}")
+    if stats.get("teacher"):
+        table.add_row("teacher", str(stats["counts"]["labelled"]), f"dev accuracy {stats['teacher']['dev_accuracy']:.3f}")
     for name, rows in summary["rows"].items():
         per_class = summary["reports"].get(name)
         table.add_row(f"config {name}", str(rows), " ".join(f"{v}" for v in per_class.values()) if per_class else "")
@@ -97,13 +98,13 @@ def list_recipes():
 @app.command()
 def train(
     dataset: str = typer.Argument(..., help="built dataset: local folder or Hub id"),
-    mode: str = typer.Option("T-div-k", help="SRC, GEN, SRC+GEN, T-<strategy> or T_pl-<strategy>"),
+    mode: str = typer.Option("T-div-k", help="SRC, GEN, SRC+GEN, T-<strategy> or T_pl-<strategy> (multiple choice: SRC, GEN, SRC+GEN)"),
     config: Optional[str] = typer.Option(None, help="dataset config (default: from the mode, T-div-k -> div-k)"),
     source: Optional[str] = typer.Option(None, help="English gold data: file, Hub id or 'seed' (default: seed)"),
     dev: Optional[str] = typer.Option(None, help="model-selection set: file or Hub id (default: held out from source)"),
     output: Path = typer.Option(..., "--output", "-o", help="output model folder"),
     model: Optional[str] = typer.Option(None, help="base encoder: folder or Hub id (default: embedded e5-small)"),
-    task: Optional[str] = typer.Option(None, help="nli or sentiment (default: from the dataset)"),
+    task: Optional[str] = typer.Option(None, help="nli, sentiment, copa, storycloze or winograd (default: from the dataset)"),
     epochs: int = typer.Option(3, help="training epochs"),
     lr: float = typer.Option(5e-5, "--lr", help="learning rate"),
     batch_size: int = typer.Option(16, help="training batch size"),
@@ -115,7 +116,8 @@ def train(
     temperature: float = typer.Option(1.5, help="distillation temperature"),
     kd_formulation: str = typer.Option("standard", help="standard (Hinton, T^2) or reference (the paper's code)"),
 ):
-    """Train a student on English gold + synthetic data in one of the paper's modes."""
+    """Train a student on English gold + synthetic data in one of the paper's modes (a multiple-choice model
+    for copa / storycloze / winograd datasets)."""
     from .student import StudentConfig, train_student
 
     try:
@@ -143,12 +145,13 @@ def train(
 def evaluate(
     model: str = typer.Argument(..., help="model folder (from crossaug train) or Hub id"),
     target: list[str] = typer.Option(..., "--target", "-t", help="LANG=FILE or LANG=HUB_ID[:config][@split]"),
-    task: Optional[str] = typer.Option(None, help="nli or sentiment (default: from the model folder)"),
+    task: Optional[str] = typer.Option(None, help="nli, sentiment, copa, storycloze or winograd (default: from the model folder)"),
     limit: Optional[int] = typer.Option(None, help="score a seeded subset of this many rows per language"),
     batch_size: int = typer.Option(64, help="inference batch size"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the results as JSON here"),
 ):
-    """Per-language accuracy and macro-F1; updates the model card of a crossaug model folder."""
+    """Per-language accuracy and macro-F1 (classifiers or multiple-choice models); updates the model card of a
+    crossaug model folder. A file target may name a row slice: LANG=FILE@train[120:]."""
     import json
 
     from .student import evaluate_model

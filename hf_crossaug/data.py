@@ -33,9 +33,16 @@ def load_source(
 ) -> Dataset:
     """Load labelled data for ``task``; ``None`` or ``"seed"`` means the packaged seed set.
 
+    A local file may carry a row slice, ``FILE@train[:120]`` (or pass ``split="train[:120]"``).
+
     ``limit`` keeps a seeded, class-stratified-by-shuffle subset, so small-scale runs stay balanced.
     """
+    if source in (None, "", "seed") and not seed_path(task).exists():
+        raise FileNotFoundError(f"no packaged seed set for task {task.name!r}; pass a source file or Hub id")
     where = str(seed_path(task)) if source in (None, "", "seed") else source
+    file, _, rows = where.partition("@")  # "FILE@train[:120]": a row slice of a local file
+    if rows and Path(file).suffix.lower() in FORMATS:
+        where, split = file, rows
     path = Path(where).expanduser()
     if path.suffix.lower() in FORMATS or path.exists():
         if not path.exists():
@@ -45,7 +52,9 @@ def load_source(
             raise ValueError(f"source file {path} has an unsupported extension; use one of {', '.join(FORMATS)}")
         kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
         try:
-            ds = load_dataset(fmt, data_files=str(path), split="train", **kwargs)
+            # a file is one "train" split; a slice of it ("train[:120]") keeps, e.g., prompt examples apart
+            file_split = split if split.startswith("train[") else "train"
+            ds = load_dataset(fmt, data_files=str(path), split=file_split, **kwargs)
         except Exception as exc:  # datasets raises many types for a broken file
             raise ValueError(f"source file {path} could not be read as {fmt}: {str(exc).splitlines()[0]}") from None
     else:

@@ -12,14 +12,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, concatenate_datasets
+from datasets import Dataset, Features, Value, concatenate_datasets
 
 from . import __version__
-from .clean import clean, drop_counts
+from .clean import MC_REASONS, balance_answers, clean, clean_items, drop_counts
 from .data import load_source, seed_path
 from .generate import GenerationConfig, LocalGenerator, fingerprint, generate
-from .prompts import item_prompts, premise_prompts, source_premises
+from .prompts import item_prompts, multiple_choice_prompts, premise_prompts, source_premises
 from .recipe import TRANSLATING, Recipe
+from .tasks import MultipleChoiceSpec
 from .teacher import Teacher, label, train_teacher
 from .translate import code_switched_pairs, translate_generations
 
@@ -43,6 +44,8 @@ def recipe_fingerprint(recipe: Recipe) -> str:
     data.pop("selection")  # selection runs on top of raw; it does not change raw
     if recipe.route not in TRANSLATING:
         data.pop("translate")  # unused: zero-shot cache keys stay as they were
+    if isinstance(recipe.task_spec, MultipleChoiceSpec):
+        data.pop("teacher")  # multiple-choice builds have no teacher
     return fingerprint(data, __version__)
 
 
@@ -66,13 +69,16 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
     dev = None
     if recipe.dev is not None:
         dev = load_source(task, recipe.dev.path, recipe.dev.split, recipe.dev.label_column, recipe.dev.limit)
-    source_name = recipe.source.path or f"hf_crossaug seed set ({seed_path(task).name})"
-    stats["source"] = {"name": source_name, "rows": len(source), "dev": recipe.dev.path if recipe.dev else None}
+    source_name = (recipe.source.path if recipe.source.path not in (None, "", "seed")
+                   else f"hf_crossaug seed set ({seed_path(task).name})")
+    stats["source"] = {"name": source_name, "split": recipe.source.split, "rows": len(source),
+                       "dev": recipe.dev.path if recipe.dev else None}
     shots = source  # where the few-shot examples come from: English source, or target-language examples
     if recipe.route == "direct":
         fs = recipe.fewshot_source
         shots = load_source(task, fs.path, fs.split, fs.label_column, fs.limit, recipe.generation.seed)
-        stats["source"]["fewshot"] = {"name": fs.path, "rows": len(shots), "language": recipe.language}
+        stats["source"]["fewshot"] = {"name": fs.path, "split": fs.split, "rows": len(shots),
+                                      "language": recipe.language}
     timings["load_source"] = time.perf_counter() - t
 
     gen_cfg: GenerationConfig = recipe.generation
@@ -80,6 +86,11 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
     stats["generator"] = generator.ref.provenance()
     domains = recipe.domain_list
     t = time.perf_counter()
+    if isinstance(task, MultipleChoiceSpec):
+        raw = generate_items(recipe, task, shots, generator, work, stats, log)
+        timings["generate"] = time.perf_counter() - t
+        stats["teacher"] = None  # the paper trains on the generated items as they are
+        return _save(raw, stats, recipe, raw_file, stats_file)
     premises = None
     if task.two_step:
         if recipe.premise_source == "source":
@@ -137,6 +148,11 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
         raw = label(kept, task, teacher, recipe.teacher.max_length)
     timings["teacher_label"] = time.perf_counter() - t
     stats["teacher"] = teacher.card_fields()
+    return _save(raw, stats, recipe, raw_file, stats_file)
+
+
+def _save(raw: Dataset, stats: dict, recipe: Recipe, raw_file: Path, stats_file: Path) -> PipelineResult:
+    """Write ``raw`` and its stats atomically into the work folder (the cache of the next build)."""
     stats["counts"]["labelled"] = len(raw)
     stats["recipe"] = recipe.to_dict()
     stats["package_version"] = __version__
@@ -145,3 +161,26 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
     raw_file.with_suffix(".parquet.tmp").replace(raw_file)
     stats_file.write_text(json.dumps(stats, indent=2, default=str))
     return PipelineResult(raw, stats)
+
+
+def generate_items(recipe: Recipe, task: MultipleChoiceSpec, shots: Dataset, generator: LocalGenerator,
+                   work: Path, stats: dict, log=print) -> Dataset:
+    """Multiple choice (arXiv 2305.14288): ``per_class`` few-shot prompts, each completed into one whole
+    item (answer included), parsed and validated, answer positions balanced."""
+    gen_cfg = recipe.generation
+    prompts = multiple_choice_prompts(task, shots, recipe.per_class, gen_cfg.prompt_style, gen_cfg.n_shots,
+                                      gen_cfg.seed)
+    log(f"[1/1] generating {len(prompts)} {task.name} items from {gen_cfg.n_shots}-shot prompts")
+    items = generate(prompts, gen_cfg, work, generator, desc="items")
+    # few-shot prompts end with the format's opening ("Premise:"), which the continuation lacks
+    prefix = task.templates["fewshot.item"].split("{examples}")[-1].strip() if gen_cfg.prompt_style == "fewshot" else ""
+    items = clean_items(items, task, recipe.clean, prefix)
+    stats["counts"]["generations"] = {"prompts": len(items), **drop_counts(items, MC_REASONS)}
+    if stats["counts"]["generations"]["kept"] == 0:
+        raise ValueError(f"no generated item survived validation: {_count_line(stats['counts']['generations'])}")
+    stats["generated_tokens"] = int(sum(items["generated_tokens"]))
+    kept = items.filter(lambda r: r is None, input_columns="drop_reason")
+    kept = kept.add_column("id", [f"{recipe.name}-{i:06d}" for i in range(len(kept))])
+    kept = kept.select_columns(["id", *task.text_columns, "label"])
+    kept = kept.cast(Features({"id": Value("string"), **task.source_features()}))
+    return balance_answers(kept, task, gen_cfg.seed)

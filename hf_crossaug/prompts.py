@@ -105,3 +105,18 @@ def source_premises(source: Dataset, n: int, seed: int, domain: str = "source da
     premises = sorted({row["premise"] for row in source})
     picked = _rng(seed, "source-premises").sample(premises, min(n, len(premises)))
     return [{"prompt_id": f"s{i:06d}", "premise": p, "domain": domain} for i, p in enumerate(picked)]
+
+
+def multiple_choice_prompts(task, source: Dataset, n: int, style: str, n_shots: int, seed: int) -> Dataset:
+    """``n`` few-shot prompts for whole multiple-choice items (arXiv 2305.14288), each showing ``n_shots``
+    seeded examples of the task rendered in its ``example_format``, answers included."""
+    if style not in STYLES:
+        raise ValueError(f"unknown prompt style {style!r}; expected one of {', '.join(STYLES)}")
+    pool = list(source)
+    rows = []
+    for i in range(n):
+        shots = _rng(seed, "mc", i).sample(pool, min(n_shots, len(pool)))
+        examples = "\n".join(task.render(s) for s in shots)
+        rows.append({"prompt_id": f"m{i:06d}", "prompt": task.templates[f"{style}.item"].format(examples=examples),
+                     "examples": [task.text(s, task.generated_column) for s in shots]})
+    return Dataset.from_list(rows)

@@ -16,7 +16,7 @@ import yaml
 from .clean import CleanConfig
 from .generate import GenerationConfig
 from .select import STRATEGIES, SelectionConfig
-from .tasks import TaskSpec, get_task
+from .tasks import MultipleChoiceSpec, TaskSpec, get_task
 from .teacher import TeacherConfig
 from .translate import BACKENDS, TranslateConfig
 
@@ -48,7 +48,7 @@ class Recipe:
     source: SourceConfig = field(default_factory=SourceConfig)
     dev: SourceConfig | None = None  # English dev set for teacher selection; None = held out from source
     domains: list[str] | None = None  # target-domain descriptions; None = the task's defaults
-    per_class: int = 8  # items per class; for NLI the number of premises (each gets every label)
+    per_class: int = 8  # items per class; NLI: premises (each gets every label); multiple choice: items
     premise_source: str = "generate"  # NLI step one: "generate" premises or draw them from "source"
     templates: dict[str, str] = field(default_factory=dict)  # overrides of the task's templates
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -99,6 +99,14 @@ class Recipe:
             (self.route != "direct" or (self.fewshot_source is not None and self.language != "en"),
              "fewshot_source", "must name target-language examples (file or Hub id) for route 'direct'"),
         ]
+        if isinstance(self.task_spec, MultipleChoiceSpec):  # whole items, no teacher, no selection (as in the paper)
+            checks += [
+                (not self.selection.strategies, "selection.strategies",
+                 f"must be [] for multiple-choice task {self.task!r}: there is no teacher to select with"),
+                (not self.generation.stop_at_newline, "generation.stop_at_newline",
+                 "must be false for multiple-choice tasks: an item spans several lines"),
+                (self.route in ("zero-shot", "direct"), "route", "must be zero-shot or direct for multiple-choice tasks"),
+            ]
         for ok, name, why in checks:
             if not ok:
                 raise ValueError(f"recipe {self.name!r}: field {name!r} {why}")

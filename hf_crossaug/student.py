@@ -30,7 +30,7 @@ from .data import FORMATS, load_source, normalise
 from .models import ENCODER_DEFAULT, resolve_model
 from .modes import (DEFAULT_SIZE_CONFIG, build_training_set, load_folder_or_hub, load_synthetic, parse_mode,
                     row_counts, synthetic_config)
-from .tasks import TASKS, TaskSpec, get_task
+from .tasks import TASKS, MultipleChoiceSpec, TaskSpec, get_task
 
 RESULTS_FILE = "crossaug_student.json"
 BUILD_FILE = "crossaug_build.json"
@@ -110,6 +110,16 @@ def infer_task(columns) -> TaskSpec:
     return max(matches, key=lambda t: len(t.text_columns))
 
 
+def gold_and_dev(task: TaskSpec, gold_source, dev, config: StudentConfig) -> tuple[Dataset, str, Dataset, str]:
+    """Gold training rows and the model-selection set (``dev``, or ``dev_fraction`` held out of the gold
+    data), each with a name for the card."""
+    gold, gold_name = _load_labelled(task, gold_source, config.limit, config.seed)
+    if dev is None:
+        split = gold.train_test_split(test_size=config.dev_fraction, seed=config.seed, stratify_by_column="label")
+        return split["train"], gold_name, split["test"], f"{config.dev_fraction:.0%} of the gold data"
+    return (gold, gold_name, *_load_labelled(task, dev, config.dev_limit, config.seed))
+
+
 def _load_labelled(task: TaskSpec, ref, limit: int | None, seed: int) -> tuple[Dataset, str]:
     if isinstance(ref, Dataset):
         ds = normalise(ref, task, "dataset", limit=limit, seed=seed) if limit else ref
@@ -145,13 +155,12 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
     else:
         first = _synthetic(dataset_ref, synthetic_config(mode, config.config))
         task = infer_task(first.column_names)
+    if isinstance(task, MultipleChoiceSpec):
+        from .multiple_choice import train_mc_student
 
-    gold, gold_name = _load_labelled(task, gold_source, config.limit, config.seed)
-    if dev is None:
-        split = gold.train_test_split(test_size=config.dev_fraction, seed=config.seed, stratify_by_column="label")
-        gold, dev_ds, dev_name = split["train"], split["test"], f"{config.dev_fraction:.0%} of the gold data"
-    else:
-        dev_ds, dev_name = _load_labelled(task, dev, config.dev_limit, config.seed)
+        return train_mc_student(config, task, dataset_ref, gold_source, dev, out, info, log)
+
+    gold, gold_name, dev_ds, dev_name = gold_and_dev(task, gold_source, dev, config)
     synthetic = None if mode.config is None else (
         dataset_ref if isinstance(dataset_ref, Mapping) else (lambda name: _synthetic(dataset_ref, name)))
     train_rows = build_training_set(mode, gold, synthetic, task, seed=config.seed, config=config.config)
@@ -171,15 +180,8 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
             use_safetensors=True)
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    ckpt = out / "checkpoints"
-    args = DistillationConfig(
-        output_dir=str(ckpt), num_train_epochs=config.epochs, learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=64,
-        eval_strategy="epoch", save_strategy="epoch", save_only_model=True, save_total_limit=1,
-        load_best_model_at_end=True, metric_for_best_model="accuracy", seed=config.seed, data_seed=config.seed,
-        report_to=[], logging_strategy="epoch", disable_tqdm=False, dataloader_pin_memory=torch.cuda.is_available(),
-        distill_temperature=config.temperature, kd_formulation=config.kd_formulation,
-    )
+    args = DistillationConfig(**epoch_selection_args(config, out), distill_temperature=config.temperature,
+                              kd_formulation=config.kd_formulation)
     labels = list(range(task.num_labels))
     trainer = DistillationTrainer(
         model=model, args=args, processing_class=tokenizer,
@@ -187,6 +189,60 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
         eval_dataset=prepare_distillation_dataset(dev_ds, tokenizer, task.text_columns, config.max_length),
         compute_metrics=lambda p: classification_scores(np.argmax(p.predictions, -1), p.label_ids, labels),
     )
+    fit = fit_best_epoch(trainer, out)
+    dataset = {"ref": str(dataset_ref) if isinstance(dataset_ref, (str, Path)) else None,
+               "hub_id": dataset_hub_id(dataset_ref, info),
+               "config": used_config if mode.config is not None else None, "license": recipe.get("license")}
+    results = results_dict(config, task, out, ref, info, fit, mode=mode.name, dataset=dataset, gold_name=gold_name,
+                           counts=counts, dev_name=dev_name, dev_size=len(dev_ds), t0=t0)
+    save_results(out, results)
+    return results
+
+
+def results_dict(config: StudentConfig, task: TaskSpec, out: Path, ref, info: dict, fit: tuple, *, mode: str,
+                 dataset: dict, gold_name: str, counts: dict, dev_name: str, dev_size: int, t0: float) -> dict:
+    """What ``crossaug_student.json`` holds (and the card is rendered from); ``fit`` is `fit_best_epoch`'s."""
+    best, best_ckpt, history, train_s = fit
+    recipe = info.get("recipe", {})
+    return {
+        "package_version": __version__,
+        "model_name": out.name,
+        "task": task.name,
+        "labels": list(task.labels),
+        "language": recipe.get("language"),
+        "mode": mode,
+        "base_model": {**ref.provenance(), "hub_id": _hub_id(ref)},
+        "dataset": dataset,
+        "gold": {"name": gold_name, "limit": config.limit},
+        "counts": counts,
+        "teacher": info.get("teacher"),
+        "recipe": {k: recipe.get(k) for k in ("name", "task", "language", "route")} if recipe else None,
+        "selection": {"select_by": config.select_by, "dev": dev_name, "dev_size": dev_size,
+                      "dev_accuracy": best["eval_accuracy"], "dev_macro_f1": best["eval_macro_f1"],
+                      "best_checkpoint": best_ckpt,
+                      "history": history},
+        "config": asdict(config),
+        "timings": {"train_s": round(train_s, 1), "total_s": round(time.perf_counter() - t0, 1)},
+        "evaluation": None,
+    }
+
+
+def epoch_selection_args(config: StudentConfig, out: Path) -> dict:
+    """`TrainingArguments` fields shared by every student: evaluate and save each epoch, keep the best."""
+    return dict(
+        output_dir=str(out / "checkpoints"), num_train_epochs=config.epochs, learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=64,
+        eval_strategy="epoch", save_strategy="epoch", save_only_model=True, save_total_limit=1,
+        load_best_model_at_end=True, metric_for_best_model="accuracy", seed=config.seed, data_seed=config.seed,
+        report_to=[], logging_strategy="epoch", disable_tqdm=False, dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
+def fit_best_epoch(trainer, out: Path) -> tuple[dict, str | None, list[dict], float]:
+    """Train, save the best epoch's model to ``out`` and drop the checkpoints.
+
+    Returns (the best epoch's dev metrics, its checkpoint name, the per-epoch dev history, training seconds).
+    """
     t_train = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - t_train
@@ -198,34 +254,8 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
     # The best epoch's model is loaded at the end of training; its dev scores are already in the log.
     best = next((h for h in evals if h.get("step") == best_step), None) or trainer.evaluate()
     trainer.save_model(str(out))
-    shutil.rmtree(ckpt, ignore_errors=True)
-
-    results = {
-        "package_version": __version__,
-        "model_name": out.name,
-        "task": task.name,
-        "labels": list(task.labels),
-        "language": recipe.get("language"),
-        "mode": mode.name,
-        "base_model": {**ref.provenance(), "hub_id": _hub_id(ref)},
-        "dataset": {"ref": str(dataset_ref) if isinstance(dataset_ref, (str, Path)) else None,
-                    "hub_id": dataset_hub_id(dataset_ref, info),
-                    "config": used_config if mode.config is not None else None,
-                    "license": recipe.get("license")},
-        "gold": {"name": gold_name, "limit": config.limit},
-        "counts": counts,
-        "teacher": info.get("teacher"),
-        "recipe": {k: recipe.get(k) for k in ("name", "task", "language", "route")} if recipe else None,
-        "selection": {"select_by": config.select_by, "dev": dev_name, "dev_size": len(dev_ds),
-                      "dev_accuracy": best["eval_accuracy"], "dev_macro_f1": best["eval_macro_f1"],
-                      "best_checkpoint": best_ckpt,
-                      "history": history},
-        "config": asdict(config),
-        "timings": {"train_s": round(train_s, 1), "total_s": round(time.perf_counter() - t0, 1)},
-        "evaluation": None,
-    }
-    save_results(out, results)
-    return results
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return best, best_ckpt, history, train_s
 
 
 @contextmanager
@@ -262,30 +292,36 @@ def save_results(folder: str | Path, results: dict) -> None:
     """Write ``crossaug_student.json`` and (re-)render ``README.md`` from it."""
     folder = Path(folder)
     (folder / RESULTS_FILE).write_text(json.dumps(results, indent=2, default=str))
-    model_card(results).save(folder / "README.md")
+    if results.get("kind") == "multiple-choice":
+        from .multiple_choice import mc_model_card as card
+    else:
+        card = model_card
+    card(results).save(folder / "README.md")
 
 
 # ---------------------------------------------------------------- model card
 
-def _eval_results(results: dict):
+def _eval_results(results: dict, task_type: str = "text-classification", f1: bool = True):
     from huggingface_hub import EvalResult
 
     ev = results.get("evaluation") or {}
-    task_name = "Natural Language Inference" if results["task"] == "nli" else "Sentiment Classification"
+    task_name = {"nli": "Natural Language Inference", "sentiment": "Sentiment Classification"}.get(
+        results["task"], f"Multiple Choice ({results['task']})")
     out = []
     for lang, s in (ev.get("scores") or {}).items():
         if lang == "avg":
             continue
         target = ev["targets"][lang]
-        common = dict(task_type="text-classification", task_name=task_name, dataset_type=target["type"],
+        common = dict(task_type=task_type, task_name=task_name, dataset_type=target["type"],
                       dataset_name=f"{target['name']} ({lang})", dataset_config=target.get("config"),
                       dataset_split=target.get("split"), dataset_args={"language": lang})
         if ev.get("limit"):  # scored on a seeded subset (load_source's limit)
             common["dataset_args"].update(limit=ev["limit"], seed=ev.get("seed", 0))
         out.append(EvalResult(metric_type="accuracy", metric_value=round(s["accuracy"], 4),
                               metric_name=f"accuracy ({lang})", **common))
-        out.append(EvalResult(metric_type="f1", metric_value=round(s["macro_f1"], 4),
-                              metric_name=f"macro-F1 ({lang})", metric_args={"average": "macro"}, **common))
+        if f1:
+            out.append(EvalResult(metric_type="f1", metric_value=round(s["macro_f1"], 4),
+                                  metric_name=f"macro-F1 ({lang})", metric_args={"average": "macro"}, **common))
     return out
 
 
@@ -346,10 +382,12 @@ def model_card(results: dict):
 # ---------------------------------------------------------------- evaluation
 
 def parse_target(ref: str) -> dict:
-    """``FILE`` (jsonl/csv/tsv/parquet), or ``FOLDER_OR_HUB_ID[:config][@split]`` (split default ``validation``)."""
-    path = Path(ref).expanduser()
+    """``FILE[@train[a:b]]`` (jsonl/csv/tsv/parquet, optionally a row slice), or
+    ``FOLDER_OR_HUB_ID[:config][@split]`` (split default ``validation``)."""
+    file, _, rows = ref.partition("@")
+    path = Path(file).expanduser()
     if path.suffix.lower() in FORMATS or path.is_file():
-        return {"ref": ref, "kind": "file", "type": ref, "name": path.stem, "config": None, "split": None}
+        return {"ref": ref, "kind": "file", "type": file, "name": path.stem, "config": None, "split": rows or None}
     name, _, split = ref.partition("@")
     name, _, config = name.partition(":")
     return {"ref": ref, "kind": "dataset", "type": name, "name": Path(name).name or name, "config": config or None,
@@ -360,7 +398,7 @@ def load_target(task: TaskSpec, ref: str, limit: int | None = None, seed: int = 
     """A target evaluation set, normalised like the source data (`hf_crossaug.data.load_source`)."""
     t = parse_target(ref)
     if t["kind"] == "file":
-        return load_source(task, ref, limit=limit, seed=seed)
+        return load_source(task, t["type"], split=t["split"] or "train", limit=limit, seed=seed)
     try:
         ds = load_folder_or_hub(t["type"], t["config"], t["split"])
     except FileNotFoundError as exc:
@@ -399,15 +437,17 @@ def predict(model, tokenizer, ds: Dataset, task: TaskSpec, max_length: int = 128
 def evaluate_model(model_dir_or_id: str | Path, targets: Mapping[str, str], task: TaskSpec | str | None = None,
                    limit: int | None = None, seed: int = 0, batch_size: int = 64, max_length: int | None = None,
                    update_card: bool = True) -> dict:
-    """Per-language accuracy and macro-F1 (plus their unweighted mean, ``avg``) of a classifier.
+    """Per-language accuracy and macro-F1 (plus their unweighted mean, ``avg``) of a classifier, or of a
+    multiple-choice model when ``task`` is a multiple-choice task (copa, storycloze, winograd).
 
     ``targets`` maps a language code to a file or ``FOLDER_OR_HUB_ID[:config][@split]``; ``limit`` scores a
     seeded subset of N rows per language (`load_source`'s subset, ``seed``). When the model is a folder made
     by `train_student`, its ``crossaug_student.json`` and card are updated with the results.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification, AutoTokenizer
 
     from .metrics.functions import per_language_scores
+    from .multiple_choice import predict_choices
 
     if not targets:
         raise ValueError("no targets to evaluate on: pass at least one LANG=DATA")
@@ -419,17 +459,20 @@ def evaluate_model(model_dir_or_id: str | Path, targets: Mapping[str, str], task
         task = saved["task"]
     task = get_task(task) if isinstance(task, str) else task
     max_length = max_length or (saved["config"]["max_length"] if saved else 128)
+    mc = isinstance(task, MultipleChoiceSpec)
+    model_class, predict_fn = (AutoModelForMultipleChoice, predict_choices) if mc else (
+        AutoModelForSequenceClassification, predict)
     ref = resolve_model(str(model_dir_or_id), ENCODER_DEFAULT)
     with _one_line_load_errors(ref.name):
         tokenizer = AutoTokenizer.from_pretrained(ref.path)
-        model = AutoModelForSequenceClassification.from_pretrained(ref.path, use_safetensors=True).eval()
+        model = model_class.from_pretrained(ref.path, use_safetensors=True).eval()
     if torch.cuda.is_available():
         model.cuda()
     t0 = time.perf_counter()
     preds, refs, langs, meta = [], [], [], {}
     for lang, target in targets.items():
         ds = load_target(task, target, limit=limit, seed=seed)
-        preds.append(predict(model, tokenizer, ds, task, max_length, batch_size))
+        preds.append(predict_fn(model, tokenizer, ds, task, max_length, batch_size))
         refs.append(np.asarray(ds["label"]))
         langs += [lang] * len(ds)
         meta[lang] = {k: v for k, v in parse_target(target).items() if k != "kind"}

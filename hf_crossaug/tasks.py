@@ -126,7 +126,107 @@ SENTIMENT = TaskSpec(
     default_domains=("movie reviews", "product reviews", "social media posts", "news comments"),
 )
 
-TASKS: dict[str, TaskSpec] = {t.name: t for t in (NLI, SENTIMENT)}
+
+@dataclass(frozen=True)
+class MultipleChoiceSpec(TaskSpec):
+    """A two-choice commonsense task (arXiv 2305.14288): COPA, StoryCloze, Winograd.
+
+    The generator writes whole items in ``example_format`` (the same format its few-shot examples are
+    shown in, answer included), so ``text_columns`` are every string column of an item and ``labels``
+    name the choice columns (``label`` = index of the right one). A student scores each choice as the
+    pair (``first_format``, ``second_format``) with ``AutoModelForMultipleChoice``.
+    """
+
+    first_format: str = ""  # the text every choice is paired with, e.g. "{premise} What was the {question}?"
+    second_format: str = "{choice}"  # one choice (``{choice}``), may use the item's other columns
+    list_column: str | None = None  # a column holding a list of sentences (StoryCloze's 4-sentence context)
+    list_range: tuple[int, int] = (1, 1)  # allowed number of sentences in ``list_column``
+    allowed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # closed vocabularies (COPA's question)
+    must_occur: tuple[str, str] | None = None  # (column, in column): Winograd's pronoun must be in the sentence
+
+    @property
+    def two_step(self) -> bool:
+        return False
+
+    @property
+    def choice_columns(self) -> tuple[str, ...]:
+        return self.labels
+
+    def source_features(self) -> Features:
+        feats = {col: Value("string") for col in self.text_columns}
+        if self.list_column:
+            feats[self.list_column] = Sequence(Value("string"))
+        feats["label"] = self.class_label()
+        return Features(feats)
+
+    def text(self, row: dict, column: str) -> str:
+        value = row[column]
+        return " ".join(value) if isinstance(value, (list, tuple)) else str(value)
+
+    def joined_text(self, row: dict) -> str:
+        return " ".join(self.text(row, c) for c in self.text_columns)
+
+    def render(self, row: dict) -> str:
+        """One item in ``example_format``, answer as a 1-based option number."""
+        fields = {c: self.text(row, c) for c in self.text_columns}
+        return self.example_format.format(answer=int(row["label"]) + 1, **fields)
+
+    def pairs(self, row: dict) -> tuple[list[str], list[str]]:
+        """(first, second) texts per choice, for the multiple-choice student."""
+        fields = {c: self.text(row, c) for c in self.text_columns}
+        first = self.first_format.format(**fields)
+        return [first] * self.num_labels, [self.second_format.format(choice=fields[c], **fields)
+                                           for c in self.choice_columns]
+
+
+def _mc_templates(opening: str, what: str) -> dict[str, str]:
+    """Few-shot completion: the examples, then the format's opening line prefix, so the generator writes the
+    rest of a new item; ``instruct`` shows the same examples with an instruction to write one more."""
+    return {"fewshot.item": "{examples}\n" + opening,
+            "instruct.item": f"Here are examples of {what}.\n\n{{examples}}\nWrite one new example in exactly the same format."}
+
+
+COPA = MultipleChoiceSpec(
+    name="copa",
+    text_columns=("premise", "question", "choice1", "choice2"),
+    labels=("choice1", "choice2"),
+    label_descriptions={},
+    generated_column="premise",
+    templates=_mc_templates("Premise:", "cause-and-effect questions"),
+    example_format=("Premise: {premise}\nWhat was the {question}?\nOption 1: {choice1}\nOption 2: {choice2}\n"
+                    "Answer: {answer}\n"),
+    first_format="{premise} What was the {question}?",
+    allowed={"question": ("cause", "effect")},
+)
+
+STORYCLOZE = MultipleChoiceSpec(
+    name="storycloze",
+    text_columns=("context", "ending1", "ending2"),
+    labels=("ending1", "ending2"),
+    label_descriptions={},
+    generated_column="context",
+    templates=_mc_templates("Story:", "four-sentence stories with two endings"),
+    example_format="Story: {context}\nEnding 1: {ending1}\nEnding 2: {ending2}\nAnswer: {answer}\n",
+    first_format="{context}",
+    list_column="context",
+    list_range=(3, 5),  # four sentences, give or take a split the sentence splitter gets wrong
+)
+
+WINOGRAD = MultipleChoiceSpec(
+    name="winograd",
+    text_columns=("sentence", "pronoun", "option1", "option2"),
+    labels=("option1", "option2"),
+    label_descriptions={},
+    generated_column="sentence",
+    templates=_mc_templates("Sentence:", "pronoun resolution questions"),
+    example_format=('Sentence: {sentence}\nWho or what is "{pronoun}"?\nOption 1: {option1}\n'
+                    "Option 2: {option2}\nAnswer: {answer}\n"),
+    first_format="{sentence}",
+    second_format='"{pronoun}" is {choice}.',
+    must_occur=("pronoun", "sentence"),
+)
+
+TASKS: dict[str, TaskSpec] = {t.name: t for t in (NLI, SENTIMENT, COPA, STORYCLOZE, WINOGRAD)}
 
 
 def get_task(name: str) -> TaskSpec:

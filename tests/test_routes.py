@@ -62,7 +62,7 @@ def test_direct_route_prompts_with_target_language_examples(tiny_llm_dir, tiny_e
                     fewshot_source=SourceConfig(path=str(shots)),
                     **tiny(llm=tiny_llm_dir, encoder=tiny_encoder_dir)).validate()
     result = run_pipeline(recipe, tmp_path / "work", log=lambda m: None)
-    assert result.stats["source"]["fewshot"] == {"name": str(shots), "rows": 6, "language": "sw"}
+    assert result.stats["source"]["fewshot"] == {"name": str(shots), "split": "train", "rows": 6, "language": "sw"}
     assert result.stats["source"]["rows"] == 120  # the teacher still learns from the English seed set
     prompts = pd.concat(pd.read_parquet(p) for p in (tmp_path / "work").glob("text-*/shard-*.parquet"))
     for prompt, label in zip(prompts["prompt"], prompts["prompt_label"]):
