@@ -90,7 +90,7 @@ def clean(ds: Dataset, column: str, config: CleanConfig | None = None, key_colum
     return ds.add_column(column, texts).add_column("drop_reason", reasons)
 
 
-def drop_counts(ds: Dataset) -> dict[str, int]:
+def drop_counts(ds: Dataset, reasons: tuple[str, ...] = REASONS) -> dict[str, int]:
     """Counts per drop reason (every known reason present, zeros included) plus ``kept``."""
     counts = Counter(r or "kept" for r in ds["drop_reason"])
-    return {"kept": counts.get("kept", 0), **{r: counts.get(r, 0) for r in REASONS}}
+    return {"kept": counts.get("kept", 0), **{r: counts.get(r, 0) for r in reasons}}
