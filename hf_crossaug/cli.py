@@ -182,7 +182,8 @@ def parse_targets(specs: list[str]) -> dict[str, str]:
 @app.command()
 def finetune(
     recipe: str = typer.Argument(..., help="recipe with an 'stt' section (name in dataset_scripts/ or a YAML path)"),
-    target: list[str] = typer.Option(..., "--target", "-t", help="evaluation set: LANG=FILE or LANG=HUB_ID[:config][@split]"),
+    target: list[str] = typer.Option(..., "--target", "-t",
+                                     help="evaluation set: LANG=FILE or LANG=HUB_ID[:config][@split]"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="dataset folder (default: outputs/<recipe>)"),
     adapter_output: Optional[Path] = typer.Option(None, help="adapter + evaluation.json (default: <output>-lora)"),
     eval_limit: Optional[int] = typer.Option(None, help="score a seeded subset of this many rows per language"),

@@ -47,8 +47,10 @@ class FinetuneConfig:
         return [(self.r >= 1, "r", "must be >= 1"), (self.alpha >= 1, "alpha", "must be >= 1"),
                 (0 <= self.dropout < 1, "dropout", "must be in [0, 1)"),
                 (bool(self.target_modules), "target_modules", "must name at least one module (e.g. q_proj)"),
-                (self.epochs >= 1, "epochs", "must be >= 1"), (self.learning_rate > 0, "learning_rate", "must be > 0"),
-                (self.batch_size >= 1, "batch_size", "must be >= 1"), (self.max_length >= 8, "max_length", "must be >= 8")]
+                (self.epochs >= 1, "epochs", "must be >= 1"),
+                (self.learning_rate > 0, "learning_rate", "must be > 0"),
+                (self.batch_size >= 1, "batch_size", "must be >= 1"),
+                (self.max_length >= 8, "max_length", "must be >= 8")]
 
 
 @dataclass

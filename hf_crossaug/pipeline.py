@@ -154,7 +154,8 @@ def _generated_items(recipe: Recipe, task, shots: Dataset, gen_cfg: GenerationCo
             if not premises:
                 raise ValueError(f"no premise survived cleaning: {_count_line(stats['counts']['premises'])}")
     prompts = item_prompts(task, shots, recipe.per_class, domains, style, gen_cfg.n_shots, gen_cfg.seed, premises)
-    log(f"[2/3] generating {len(prompts)} class-conditioned {task.generated_column!r} values ({task.num_labels} classes)")
+    log(f"[2/3] generating {len(prompts)} class-conditioned {task.generated_column!r} values "
+        f"({task.num_labels} classes)")
     items = generate(prompts, gen_cfg, work, generator, desc=task.generated_column)
     keys = tuple(c for c in task.text_columns if c != task.generated_column)
     items = clean(items, task.generated_column, recipe.clean, key_columns=keys)

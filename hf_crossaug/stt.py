@@ -21,7 +21,8 @@ import numpy as np
 from datasets import Dataset
 
 from . import __version__
-from .finetune import ADAPTER_FILE, DONE_FILE, Adapter, FinetuneConfig, answer_logprobs, answer_text, finetune_lora, load_causal_lm
+from .finetune import (ADAPTER_FILE, DONE_FILE, Adapter, FinetuneConfig, answer_logprobs, answer_text, finetune_lora,
+                       load_causal_lm)
 from .models import GENERATOR_DEFAULT, resolve_model
 from .tasks import TaskSpec
 

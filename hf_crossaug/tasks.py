@@ -98,7 +98,7 @@ NLI = TaskSpec(
         "fewshot.item": "{examples}\nPremise: {premise}\nHypothesis ({label_description}):",
         # instruction format of a fine-tuned LLM (DAFTT, Self-Translate-Train); the answer follows after a space
         "lm.premise": "Write a premise for a natural language inference example.\nPremise:",
-        "lm.item": "Premise: {premise}\nWrite a hypothesis that is {label_description} given the premise.\nHypothesis:",
+        "lm.item": "Write a hypothesis for the premise.\nPremise: {premise}\nHypothesis ({label_description}):",
         "lm.classify": ("Premise: {premise}\nHypothesis: {hypothesis}\n"
                         "Relation (entailment, neutral or contradiction):"),
     },
