@@ -41,7 +41,8 @@ def recipe_file(tmp_path: Path, name: str, **changes) -> Path:
 
 def test_daftt_build_embedded(tmp_path):
     recipe = recipe_file(tmp_path, "xnli-sw-synth-daftt", per_class=2,
-                         daftt={"train_rows": 6, "finetune": {"epochs": 1, "batch_size": 6}},
+                         daftt={"train_fraction": None, "train_rows": 6,
+                                "finetune": {"epochs": 1, "batch_size": 6}},
                          teacher={"epochs": 1, "batch_size": 16}, selection={"k": 1, "n_clusters": 2},
                          dev={"path": "seed", "limit": 9})
     out, work = tmp_path / "out", tmp_path / "work"
