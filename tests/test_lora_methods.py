@@ -3,7 +3,6 @@ safetensors reused on rerun, the generate stage merges them, annotations are par
 label likelihood picks the most likely verbalisation, and DAFTT builds through the ordinary stages."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -21,6 +21,7 @@ SW = [("Watoto wanacheza mpira bustanini.", "Watoto wako nje.", "entailment"),
       ("Watoto wanacheza mpira bustanini.", "Watoto wamelala kitandani.", "contradiction"),
       ("Mama anapika chakula jikoni.", "Mama anapika wali.", "neutral"),
       ("Soko linafunguliwa mapema Jumapili.", "Soko limefungwa siku nzima ya Jumapili.", "contradiction")]
+N = 6  # English source rows translated (2 of the 6 pass the filters) in the Self-Translate-Train test
 
 
 def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -39,12 +40,17 @@ def recipe_file(tmp_path: Path, name: str, **changes) -> Path:
     return path
 
 
-def test_daftt_build_embedded(tmp_path):
+# The LLMs are the methods' embedded models; the teacher (and sentence embedder) is the tiny encoder, as
+# it is not what these tests are about and the embedded one adds minutes on 2 cores.
+def tiny_teacher(encoder) -> dict:
+    return dict(teacher={"model": str(encoder), "epochs": 1, "batch_size": 16},
+                selection={"strategies": ["rand-k", "top-k"], "k": 1}, dev={"path": "seed", "limit": 9})
+
+
+def test_daftt_build_embedded(tmp_path, tiny_encoder_dir):
     recipe = recipe_file(tmp_path, "xnli-sw-synth-daftt", per_class=2,
                          daftt={"train_fraction": None, "train_rows": 6,
-                                "finetune": {"epochs": 1, "batch_size": 6}},
-                         teacher={"epochs": 1, "batch_size": 16}, selection={"k": 1, "n_clusters": 2},
-                         dev={"path": "seed", "limit": 9})
+                                "finetune": {"epochs": 1, "batch_size": 6}}, **tiny_teacher(tiny_encoder_dir))
     out, work = tmp_path / "out", tmp_path / "work"
     run(["build", str(recipe), "--limit", "24", "--output", str(out), "--work-dir", str(work)], tmp_path)
 
@@ -62,32 +68,31 @@ def test_daftt_build_embedded(tmp_path):
         assert needle in card, needle
 
 
-def test_self_translate_train_finetune_embedded(tmp_path):
+def test_self_translate_train_finetune_embedded(tmp_path, tiny_encoder_dir):
     target = tmp_path / "dev-sw.jsonl"
     target.write_text("".join(json.dumps({"premise": p, "hypothesis": h, "label": lab}) + "\n" for p, h, lab in SW))
-    recipe = recipe_file(tmp_path, "xnli-sw-stt", source={"limit": 6}, dev={"path": "seed", "limit": 9},
-                         teacher={"epochs": 1, "batch_size": 16}, selection={"k": 1, "n_clusters": 2},
-                         translate={"max_new_tokens": 32},
-                         stt={"finetune": {"epochs": 1, "batch_size": 8, "max_length": 128}})
+    recipe = recipe_file(tmp_path, "xnli-sw-stt", source={"limit": N}, translate={"max_new_tokens": 32},
+                         stt={"finetune": {"epochs": 1, "batch_size": 8, "max_length": 128}},
+                         **tiny_teacher(tiny_encoder_dir))
     out, lora = tmp_path / "out", tmp_path / "lora"
     proc = run(["finetune", str(recipe), "--target", f"sw={target}", "--target", f"en={seed_path(NLI)}",
-                "--eval-limit", "4", "--output", str(out), "--adapter-output", str(lora), "--work-dir", str(tmp_path / "work")], tmp_path)
+                "--eval-limit", "2", "--output", str(out), "--adapter-output", str(lora), "--work-dir", str(tmp_path / "work")], tmp_path)
     assert "accuracy before" in proc.stdout
 
     ev = json.loads((lora / "evaluation.json").read_text())
     for when in ("before", "after"):
-        assert {k: ev[when][k]["n"] for k in ("en", "sw")} == {"en": 4, "sw": 4}
+        assert {k: ev[when][k]["n"] for k in ("en", "sw")} == {"en": 2, "sw": 2}
         assert all(0 <= ev[when][k]["accuracy"] <= 1 for k in ("en", "sw", "avg"))
     assert ev["adapter"]["base_model"]["name"] == "embedded:gemma-3-270m"
     assert file_sha256(lora / "adapter_model.safetensors") == ev["adapter"]["sha256"]
     assert (lora / "adapter_config.json").exists()
     training = ev["training"]
     kept = training["translation_counts"]["kept"]
-    assert training["english"] == 6 and training["translated"] == 3 * kept  # + both code-switched versions
-    assert training["rows"] == 6 + 3 * kept
+    assert training["english"] == N and training["translated"] == 3 * kept  # + both code-switched versions
+    assert training["rows"] == N + 3 * kept
 
     stats = json.loads((out / "crossaug_build.json").read_text())
-    assert stats["counts"]["source_rows"] == {"prompts": 6, "kept": 6} and stats["generator"] is None
+    assert stats["counts"]["source_rows"] == {"prompts": N, "kept": N} and stats["generator"] is None
     raw = load_dataset(str(out), "raw", split="train", cache_dir=str(tmp_path / "hf"))
     assert len(raw) == 3 * kept and set(raw["pair_languages"]) <= {"sw-sw", "en-sw", "sw-en"}
     assert "labelled source rows themselves" in (out / "README.md").read_text()
