@@ -175,7 +175,7 @@ def _daftt_items(recipe: Recipe, task, source: Dataset, work: Path, stats: dict,
                          recipe.domain_list)
     tune = cfg.finetune if cfg.finetune.model else replace(
         cfg.finetune, model=recipe.generation.model or GENERATOR_DEFAULT, revision=recipe.generation.revision)
-    log(f"[daftt] LoRA fine-tuning {tune.model} on {len(rows)} instruction rows from {len(subset)} labelled rows")
+    log(f"DAFTT: LoRA fine-tuning {tune.model} on {len(rows)} instruction rows from {len(subset)} labelled rows")
     adapter = finetune_lora(rows, tune, work, GENERATOR_DEFAULT, desc="daftt-lora")
     # the tuned model answers in the raw instruction format it learnt: no chat template, no examples
     gen_cfg = replace(recipe.generation, model=tune.model, revision=tune.revision, adapter=str(adapter.path),
@@ -187,7 +187,7 @@ def _daftt_items(recipe: Recipe, task, source: Dataset, work: Path, stats: dict,
     generator = LocalGenerator(gen_cfg)
     stats["generator"] = generator.ref.provenance()
     prompts = annotation_prompts(task, rest, cfg.inputs, seed)
-    log(f"[daftt] annotating {len(prompts)} unlabelled source inputs at temperature {gen_cfg.temperature}")
+    log(f"DAFTT: annotating {len(prompts)} unlabelled source inputs at temperature {gen_cfg.temperature}")
     out = parse_annotations(generate(prompts, gen_cfg, work, generator, desc="annotate"), task)
     stats["counts"]["annotations"] = {"prompts": len(out), **drop_counts(out, ANNOTATE_REASONS)}
     kept = out.filter(lambda r: r is None, input_columns="drop_reason")

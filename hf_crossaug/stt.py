@@ -116,7 +116,7 @@ def run_stt(recipe, dataset_dir: str | Path, adapter_dir: str | Path, targets: M
     rows = Dataset.from_dict({k: [v for p in parts for v in p[k]] for k in ("prompt", "answer")})
     model = cfg.finetune.model or recipe.translate.model or GENERATOR_DEFAULT
     tune = FinetuneConfig(**{**asdict(cfg.finetune), "model": model})
-    log(f"[stt] LoRA fine-tuning {model} on {len(rows)} rows "
+    log(f"Self-Translate-Train: LoRA fine-tuning {model} on {len(rows)} rows "
         f"({len(rows) - len(raw)} English, {len(raw)} translated/code-switched)")
     adapter = finetune_lora(rows, tune, work, GENERATOR_DEFAULT, desc="stt-lora")
     out = Path(adapter_dir)
@@ -124,7 +124,8 @@ def run_stt(recipe, dataset_dir: str | Path, adapter_dir: str | Path, targets: M
     for name in (ADAPTER_FILE, "adapter_config.json", DONE_FILE):
         shutil.copy2(adapter.path / name, out / name)
     limit = eval_limit if eval_limit is not None else cfg.eval_limit
-    log(f"[stt] label-likelihood evaluation on {', '.join(targets)} ({limit or 'all'} rows each), before and after")
+    log(f"Self-Translate-Train: label-likelihood evaluation on {', '.join(targets)} ({limit or 'all'} rows "
+        "each), before and after")
     result = evaluate_lm(model, adapter, task, targets, limit, cfg.eval_seed, cfg.eval_batch_size)
     result = {"package_version": __version__, "recipe": recipe.name, "dataset": str(dataset_dir),
               "adapter": {**adapter.card_fields(), "path": str(out)},

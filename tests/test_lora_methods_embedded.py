@@ -26,7 +26,7 @@ N = 6  # English source rows translated (2 of the 6 pass the filters) in the Sel
 
 def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "hf_crossaug.cli", *args], capture_output=True, text=True,
-                          timeout=900, cwd=tmp_path)
+                          timeout=1800, cwd=tmp_path)  # minutes alone; far more on a busy 2-core box
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
