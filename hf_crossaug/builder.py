@@ -181,7 +181,7 @@ def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: di
         k=sel.k, repo_id=repo_id, example_config=default,
         config_rows=[{"name": n, "rows": r, "what": "every item that passed validation" if mc else WHAT.get(n, "selection")}
                      for n, r in rows.items()],
-        columns=", ".join(f"`{c}`" for c in columns), generator=stats["generator"],
+        columns=", ".join(f"`{c}`" for c in columns), generator=stats["generator"], daftt=stats.get("daftt"),
         sampling=", ".join(f"{k}={gen[k]}" for k in ("temperature", "top_p", "no_repeat_ngram_size",
                                                      "max_new_tokens", "batch_size", "dtype")),
         prompt_style=gen["prompt_style"], n_shots=gen["n_shots"], domains="; ".join(recipe.domain_list),

@@ -1,5 +1,5 @@
-"""The ``crossaug`` command line: build synthetic datasets from recipes, train and evaluate students, push
-both to the Hub."""
+"""The ``crossaug`` command line: build synthetic datasets from recipes, train and evaluate students,
+fine-tune an LLM (Self-Translate-Train), push datasets and models to the Hub, run the benchmarks."""
 
 from __future__ import annotations
 
@@ -157,13 +157,7 @@ def evaluate(
     from .student import evaluate_model
 
     try:
-        targets = {}
-        for spec in target:
-            lang, sep, ref = spec.partition("=")
-            if not sep or not lang or not ref:
-                raise ValueError(f"--target {spec!r} must look like LANG=PATH_OR_HUB_ID")
-            targets[lang] = ref
-        res = evaluate_model(model, targets, task=task, limit=limit, batch_size=batch_size)
+        res = evaluate_model(model, parse_targets(target), task=task, limit=limit, batch_size=batch_size)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
         fail(exc)
     table = Table(title=f"{model} ({res['task']}{f', {limit} rows per language' if limit else ''})")
@@ -175,6 +169,52 @@ def evaluate(
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(res, indent=2))
+
+
+def parse_targets(specs: list[str]) -> dict[str, str]:
+    """``LANG=PATH_OR_HUB_ID`` options as a mapping, with a one-line error for a malformed one."""
+    targets = {}
+    for spec in specs:
+        lang, sep, ref = spec.partition("=")
+        if not sep or not lang or not ref:
+            raise ValueError(f"--target {spec!r} must look like LANG=PATH_OR_HUB_ID")
+        targets[lang] = ref
+    return targets
+
+
+@app.command()
+def finetune(
+    recipe: str = typer.Argument(..., help="recipe with an 'stt' section (name in dataset_scripts/ or a YAML path)"),
+    target: list[str] = typer.Option(..., "--target", "-t",
+                                     help="evaluation set: LANG=FILE or LANG=HUB_ID[:config][@split]"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="dataset folder (default: outputs/<recipe>)"),
+    adapter_output: Optional[Path] = typer.Option(None, help="adapter + evaluation.json (default: <output>-lora)"),
+    eval_limit: Optional[int] = typer.Option(None, help="score a seeded subset of this many rows per language"),
+    seed: Optional[int] = typer.Option(None, help="seed for every stage"),
+    source: Optional[str] = typer.Option(None, help="labelled English source: local file or Hub dataset id"),
+    limit: Optional[int] = typer.Option(None, help="use a seeded subset of this many source rows"),
+    work_dir: Optional[Path] = typer.Option(None, help="cache of shards, teacher, adapter and raw data (resumable)"),
+):
+    """Self-Translate-Train: build the self-translated data, LoRA-tune the LLM on it, evaluate before/after."""
+    from .recipe import Recipe
+    from .stt import run_stt
+
+    try:
+        path = find_recipe(recipe)
+        r = Recipe.from_yaml(path).with_overrides(seed=seed, source=source, limit=limit)
+        out = output or Path("outputs") / r.name
+        lora = adapter_output or out.with_name(out.name + "-lora")
+        console.print(f"[bold]crossaug finetune[/] {r.name} ({path}) -> {out}, {lora}")
+        res = run_stt(r, out, lora, parse_targets(target), work_dir, eval_limit, log=lambda m: console.print(m))
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+        fail(exc)
+    table = Table(title=f"{lora} (label likelihood, {res['task']}; chance {res['chance']:.3f})")
+    for col in ("language", "rows", "accuracy before", "accuracy after", "macro-F1 after"):
+        table.add_column(col, justify="left" if col == "language" else "right")
+    for lang, s in res["after"].items():
+        table.add_row(lang, str(s["n"]), f"{res['before'][lang]['accuracy']:.4f}", f"{s['accuracy']:.4f}",
+                      f"{s['macro_f1']:.4f}")
+    Console().print(table)
 
 
 @app.command("push")

@@ -19,7 +19,7 @@ import torch
 from datasets import Dataset, concatenate_datasets
 from tqdm.auto import tqdm
 
-from .models import GENERATOR_DEFAULT, ModelRef, resolve_model
+from .models import GENERATOR_DEFAULT, ModelRef, file_sha256, resolve_model
 
 
 @dataclass
@@ -40,11 +40,23 @@ class GenerationConfig:
     seed: int = 42
     dtype: str = "float32"  # or "bfloat16" (fast on CPUs with AMX)
     stop_at_newline: bool = True  # only the first line is kept, so stop once every row has one
+    # a peft LoRA adapter folder merged into the model (DAFTT's fine-tuned generator); None = the base model
+    adapter: str | None = None
 
     def sampling_fingerprint(self) -> dict:
         keys = ("prompt_style", "n_shots", "temperature", "top_p", "no_repeat_ngram_size",
                 "max_new_tokens", "seed", "dtype", "stop_at_newline", "batch_size", "shard_size")
-        return {k: getattr(self, k) for k in keys}
+        out = {k: getattr(self, k) for k in keys}
+        if self.adapter:  # the adapter's content, not its path, decides what is generated
+            out["adapter_sha256"] = adapter_sha256(self.adapter)
+        return out
+
+
+def adapter_sha256(folder: str | Path) -> str:
+    path = Path(folder) / "adapter_model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"LoRA adapter folder {folder} has no adapter_model.safetensors")
+    return file_sha256(path)
 
 
 class ContinuationNoRepeatNGram:
@@ -95,6 +107,11 @@ class LocalGenerator:
         self.model = AutoModelForCausalLM.from_pretrained(
             self.ref.path, revision=self.ref_revision(), dtype=dtype, use_safetensors=True
         ).eval()
+        if config.adapter:  # merged once: generation then runs at the base model's speed
+            from peft import PeftModel
+
+            adapter_sha256(config.adapter)  # a clear error for a folder without the safetensors file
+            self.model = PeftModel.from_pretrained(self.model, config.adapter).merge_and_unload().eval()
         vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
         decoded = [self.tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
         self.newline_ids = torch.tensor([i for i, s in enumerate(decoded) if "\n" in s])

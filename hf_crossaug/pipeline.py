@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from datasets import Dataset, Features, Value, concatenate_datasets
 
 from . import __version__
 from .clean import MC_REASONS, balance_answers, clean, clean_items, drop_counts
+from .daftt import ANNOTATE_REASONS, annotation_prompts, parse_annotations, split_labelled, training_rows
 from .data import load_source, seed_path
+from .finetune import finetune_lora
 from .generate import GenerationConfig, LocalGenerator, fingerprint, generate
+from .models import GENERATOR_DEFAULT
 from .prompts import item_prompts, multiple_choice_prompts, premise_prompts, source_premises
 from .recipe import TRANSLATING, Recipe
 from .tasks import MultipleChoiceSpec
 from .teacher import Teacher, label, train_teacher
 from .translate import code_switched_pairs, translate_generations
-
-INTERNAL_COLUMNS = ("prompt", "examples", "generation", "drop_reason", "prompt_id")
-
 
 @dataclass
 class PipelineResult:
@@ -42,6 +43,12 @@ def _count_line(counts: dict) -> str:
 def recipe_fingerprint(recipe: Recipe) -> str:
     data = recipe.to_dict()
     data.pop("selection")  # selection runs on top of raw; it does not change raw
+    data.pop("stt")  # the LLM is fine-tuned on raw; it does not change raw
+    for key, default in (("daftt", None), ("items_from", "generate")):  # unset: cache keys stay as they were
+        if data[key] == default:
+            data.pop(key)
+    if data["generation"]["adapter"] is None:
+        data["generation"].pop("adapter")
     if recipe.route not in TRANSLATING:
         data.pop("translate")  # unused: zero-shot cache keys stay as they were
     if isinstance(recipe.task_spec, MultipleChoiceSpec):
@@ -81,48 +88,25 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
                                       "language": recipe.language}
     timings["load_source"] = time.perf_counter() - t
 
-    gen_cfg: GenerationConfig = recipe.generation
-    generator = LocalGenerator(gen_cfg)
-    stats["generator"] = generator.ref.provenance()
-    domains = recipe.domain_list
     t = time.perf_counter()
     if isinstance(task, MultipleChoiceSpec):
-        raw = generate_items(recipe, task, shots, generator, work, stats, log)
+        raw = generate_items(recipe, task, shots, None, work, stats, log)
         timings["generate"] = time.perf_counter() - t
         stats["teacher"] = None  # the paper trains on the generated items as they are
         return _save(raw, stats, recipe, raw_file, stats_file)
-    premises = None
-    if task.two_step:
-        if recipe.premise_source == "source":
-            premises = source_premises(shots, recipe.per_class, gen_cfg.seed)
-            stats["counts"]["premises"] = {"prompts": len(premises), "kept": len(premises)}
-        else:
-            log(f"[1/3] generating {recipe.per_class} premises over {len(domains)} domains")
-            pp = premise_prompts(task, shots, recipe.per_class, domains, gen_cfg.prompt_style,
-                                 gen_cfg.n_shots, gen_cfg.seed)
-            pp = clean(generate(pp, gen_cfg, work, generator, desc="premises"), "premise", recipe.clean)
-            stats["counts"]["premises"] = {"prompts": len(pp), **drop_counts(pp)}
-            premises = [{"prompt_id": r["prompt_id"], "premise": r["premise"], "domain": r["domain"]}
-                        for r in pp if r["drop_reason"] is None]
-            if not premises:
-                raise ValueError(f"no premise survived cleaning: {_count_line(stats['counts']['premises'])}")
-    prompts = item_prompts(task, shots, recipe.per_class, domains, gen_cfg.prompt_style, gen_cfg.n_shots,
-                           gen_cfg.seed, premises)
-    log(f"[2/3] generating {len(prompts)} class-conditioned {task.generated_column!r} values ({task.num_labels} classes)")
-    items = generate(prompts, gen_cfg, work, generator, desc=task.generated_column)
-    keys = tuple(c for c in task.text_columns if c != task.generated_column)
-    items = clean(items, task.generated_column, recipe.clean, key_columns=keys)
-    stats["counts"]["generations"] = {"prompts": len(items), **drop_counts(items)}
-    if stats["counts"]["generations"]["kept"] == 0:
-        raise ValueError(f"no generation survived cleaning: {_count_line(stats['counts']['generations'])}")
-    stats["generated_tokens"] = int(sum(items["generated_tokens"]))
+    if recipe.items_from == "source":  # the labelled rows themselves, e.g. for Self-Translate-Train
+        items = source.map(lambda r: {"prompt_label": r["label"], "domain": "source data"}, remove_columns=["label"])
+        stats["counts"]["source_rows"] = {"prompts": len(items), "kept": len(items)}
+        stats["generator"] = None
+    elif recipe.daftt is not None:
+        items = _daftt_items(recipe, task, source, work, stats, log)
+    else:
+        items = _generated_items(recipe, task, shots, recipe.generation, recipe.generation.prompt_style, work,
+                                 stats, log)
     timings["generate"] = time.perf_counter() - t
-    del generator
 
-    kept = items.filter(lambda r: r is None, input_columns="drop_reason")
-    kept = kept.remove_columns([c for c in INTERNAL_COLUMNS if c in kept.column_names] + ["generated_tokens"])
-    kept = kept.add_column("id", [f"{recipe.name}-{i:06d}" for i in range(len(kept))])
-    kept = kept.select_columns(["id", *task.text_columns, "prompt_label", "domain"])
+    kept = items.add_column("id", [f"{recipe.name}-{i:06d}" for i in range(len(items))])
+    kept = kept.select_columns(["id", *task.text_columns, "prompt_label", "domain"]).flatten_indices()
     kept = kept.cast_column("prompt_label", task.class_label())
     if recipe.route in TRANSLATING:
         log(f"[2b/3] translating {len(kept)} generations into {recipe.language!r} ({recipe.translate.backend})")
@@ -163,11 +147,13 @@ def _save(raw: Dataset, stats: dict, recipe: Recipe, raw_file: Path, stats_file:
     return PipelineResult(raw, stats)
 
 
-def generate_items(recipe: Recipe, task: MultipleChoiceSpec, shots: Dataset, generator: LocalGenerator,
+def generate_items(recipe: Recipe, task: MultipleChoiceSpec, shots: Dataset, generator: LocalGenerator | None,
                    work: Path, stats: dict, log=print) -> Dataset:
     """Multiple choice (arXiv 2305.14288): ``per_class`` few-shot prompts, each completed into one whole
     item (answer included), parsed and validated, answer positions balanced."""
     gen_cfg = recipe.generation
+    generator = generator or LocalGenerator(gen_cfg)
+    stats["generator"] = generator.ref.provenance()
     prompts = multiple_choice_prompts(task, shots, recipe.per_class, gen_cfg.prompt_style, gen_cfg.n_shots,
                                       gen_cfg.seed)
     log(f"[1/1] generating {len(prompts)} {task.name} items from {gen_cfg.n_shots}-shot prompts")
@@ -184,3 +170,71 @@ def generate_items(recipe: Recipe, task: MultipleChoiceSpec, shots: Dataset, gen
     kept = kept.select_columns(["id", *task.text_columns, "label"])
     kept = kept.cast(Features({"id": Value("string"), **task.source_features()}))
     return balance_answers(kept, task, gen_cfg.seed)
+
+
+def _generated_items(recipe: Recipe, task, shots: Dataset, gen_cfg: GenerationConfig, style: str, work: Path,
+                     stats: dict, log) -> Dataset:
+    """Class-conditioned generation (NLI: premises first, then a hypothesis per premise and label),
+    cleaned; returns the kept rows. ``style`` picks the templates (fewshot, instruct, or lm for a
+    fine-tuned generator)."""
+    generator = LocalGenerator(gen_cfg)
+    stats["generator"] = generator.ref.provenance()
+    domains = recipe.domain_list
+    premises = None
+    if task.two_step:
+        if recipe.premise_source == "source":
+            premises = source_premises(shots, recipe.per_class, gen_cfg.seed)
+            stats["counts"]["premises"] = {"prompts": len(premises), "kept": len(premises)}
+        else:
+            log(f"[1/3] generating {recipe.per_class} premises over {len(domains)} domains")
+            pp = premise_prompts(task, shots, recipe.per_class, domains, style, gen_cfg.n_shots, gen_cfg.seed)
+            pp = clean(generate(pp, gen_cfg, work, generator, desc="premises"), "premise", recipe.clean)
+            stats["counts"]["premises"] = {"prompts": len(pp), **drop_counts(pp)}
+            premises = [{"prompt_id": r["prompt_id"], "premise": r["premise"], "domain": r["domain"]}
+                        for r in pp if r["drop_reason"] is None]
+            if not premises:
+                raise ValueError(f"no premise survived cleaning: {_count_line(stats['counts']['premises'])}")
+    prompts = item_prompts(task, shots, recipe.per_class, domains, style, gen_cfg.n_shots, gen_cfg.seed, premises)
+    log(f"[2/3] generating {len(prompts)} class-conditioned {task.generated_column!r} values "
+        f"({task.num_labels} classes)")
+    items = generate(prompts, gen_cfg, work, generator, desc=task.generated_column)
+    keys = tuple(c for c in task.text_columns if c != task.generated_column)
+    items = clean(items, task.generated_column, recipe.clean, key_columns=keys)
+    stats["counts"]["generations"] = {"prompts": len(items), **drop_counts(items)}
+    if stats["counts"]["generations"]["kept"] == 0:
+        raise ValueError(f"no generation survived cleaning: {_count_line(stats['counts']['generations'])}")
+    stats["generated_tokens"] = int(sum(items["generated_tokens"]))
+    return items.filter(lambda r: r is None, input_columns="drop_reason")
+
+
+def _daftt_items(recipe: Recipe, task, source: Dataset, work: Path, stats: dict, log) -> Dataset:
+    """DAFTT: LoRA-tune the generator on a labelled subset, then annotate the other source inputs or
+    generate new examples through the generate stage with the adapter merged in."""
+    cfg, seed = recipe.daftt, recipe.generation.seed
+    subset, rest = split_labelled(source, cfg, seed)
+    rows = training_rows(task, subset, cfg.mode, task.two_step and recipe.premise_source == "generate",
+                         recipe.domain_list)
+    tune = cfg.finetune if cfg.finetune.model else replace(
+        cfg.finetune, model=recipe.generation.model or GENERATOR_DEFAULT, revision=recipe.generation.revision)
+    log(f"DAFTT: LoRA fine-tuning {tune.model} on {len(rows)} instruction rows from {len(subset)} labelled rows")
+    adapter = finetune_lora(rows, tune, work, GENERATOR_DEFAULT, desc="daftt-lora")
+    # the tuned model answers in the raw instruction format it learnt: no chat template, no examples
+    gen_cfg = replace(recipe.generation, model=tune.model, revision=tune.revision, adapter=str(adapter.path),
+                      temperature=cfg.sampling_temperature, prompt_style="fewshot", n_shots=0)
+    stats["daftt"] = {"mode": cfg.mode, "temperature": gen_cfg.temperature, "labelled_rows": len(subset),
+                      "training_rows": len(rows), "adapter": adapter.card_fields()}
+    if cfg.mode == "generate":
+        return _generated_items(recipe, task, source, gen_cfg, "lm", work, stats, log)
+    generator = LocalGenerator(gen_cfg)
+    stats["generator"] = generator.ref.provenance()
+    prompts = annotation_prompts(task, rest, cfg.inputs, seed)
+    log(f"DAFTT: annotating {len(prompts)} unlabelled source inputs at temperature {gen_cfg.temperature}")
+    out = parse_annotations(generate(prompts, gen_cfg, work, generator, desc="annotate"), task)
+    stats["counts"]["annotations"] = {"prompts": len(out), **drop_counts(out, ANNOTATE_REASONS)}
+    kept = out.filter(lambda r: r is None, input_columns="drop_reason")
+    if len(kept) == 0:
+        raise ValueError(f"no annotation named a label: {_count_line(stats['counts']['annotations'])}")
+    stats["daftt"]["agreement_with_withheld_labels"] = round(
+        float(np.mean(np.asarray(list(kept["prompt_label"])) == np.asarray(list(kept["gold_label"])))), 4)
+    stats["generated_tokens"] = int(sum(out["generated_tokens"]))
+    return kept

@@ -12,7 +12,7 @@ from datasets import Dataset
 
 from .tasks import TaskSpec
 
-STYLES = ("fewshot", "instruct")
+STYLES = ("fewshot", "instruct", "lm")  # lm: a fine-tuned LLM's instruction format (finetune.py)
 
 
 def _examples_by_label(task: TaskSpec, source: Dataset) -> dict[int, list[dict]]:

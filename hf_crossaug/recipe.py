@@ -14,8 +14,11 @@ from pathlib import Path
 import yaml
 
 from .clean import CleanConfig
+from .daftt import DafttConfig
+from .finetune import FinetuneConfig
 from .generate import GenerationConfig
 from .select import STRATEGIES, SelectionConfig
+from .stt import SttConfig
 from .tasks import MultipleChoiceSpec, TaskSpec, get_task
 from .teacher import TeacherConfig
 from .translate import BACKENDS, TranslateConfig
@@ -25,6 +28,7 @@ from .translate import BACKENDS, TranslateConfig
 ROUTES = ("zero-shot", "translate-train", "self-translate", "direct")
 TRANSLATING = {"translate-train": ("seq2seq", "ctranslate2"), "self-translate": ("llm",)}
 PREMISE_SOURCES = ("generate", "source")
+ITEMS_FROM = ("generate", "source")  # source: the labelled source rows themselves (e.g. to self-translate them)
 
 
 @dataclass
@@ -61,6 +65,12 @@ class Recipe:
     # route "direct": target-language labelled examples shown in the few-shot prompts (file or Hub id),
     # so the generator writes in the target language; the teacher still learns from ``source``
     fewshot_source: SourceConfig | None = None
+    # where the rows come from: the generator ("generate") or the labelled source data itself ("source")
+    items_from: str = "generate"
+    # DAFTT: LoRA-tune the generator on a labelled subset, then annotate or generate (daftt.py)
+    daftt: DafttConfig | None = None
+    # Self-Translate-Train fine-tuning of the LLM on source + translated rows, run by `crossaug finetune` (stt.py)
+    stt: SttConfig | None = None
 
     @property
     def task_spec(self) -> TaskSpec:
@@ -107,6 +117,15 @@ class Recipe:
                  "must be false for multiple-choice tasks: an item spans several lines"),
                 (self.route in ("zero-shot", "direct"), "route", "must be zero-shot or direct for multiple-choice tasks"),
             ]
+        checks.append((self.items_from in ITEMS_FROM, "items_from", f"must be one of {', '.join(ITEMS_FROM)}"))
+        if self.daftt is not None:
+            checks += [(self.items_from == "generate", "daftt", "needs items_from: generate (it makes the rows)"),
+                       (self.route != "direct", "daftt", "does not combine with route 'direct'")]
+            checks += [(ok, f"daftt.{name}", why) for ok, name, why in self.daftt.problems()]
+        if self.stt is not None:
+            checks += [(self.route == "self-translate", "stt", "needs route 'self-translate' (the LLM's own "
+                        "translations)"), (self.daftt is None, "stt", "does not combine with 'daftt'")]
+            checks += [(ok, f"stt.{name}", why) for ok, name, why in self.stt.problems()]
         for ok, name, why in checks:
             if not ok:
                 raise ValueError(f"recipe {self.name!r}: field {name!r} {why}")
@@ -125,6 +144,11 @@ class Recipe:
             r.teacher = dataclasses.replace(r.teacher, seed=seed)
             r.selection = dataclasses.replace(r.selection, seed=seed)
             r.translate = dataclasses.replace(r.translate, seed=seed)
+            for name in ("daftt", "stt"):  # the LoRA fine-tuning of DAFTT / Self-Translate-Train
+                section = getattr(r, name)
+                if section is not None:
+                    setattr(r, name, dataclasses.replace(section, finetune=dataclasses.replace(section.finetune,
+                                                                                               seed=seed)))
         if source is not None or limit is not None:
             r.source = dataclasses.replace(r.source, path=source or r.source.path,
                                            limit=limit if limit is not None else r.source.limit)
@@ -174,7 +198,7 @@ def _build(cls, data: dict, where: str, prefix: str):
 
 
 NESTED = {c.__name__: c for c in (SourceConfig, GenerationConfig, CleanConfig, TeacherConfig, SelectionConfig,
-                                   TranslateConfig)}
+                                   TranslateConfig, DafttConfig, SttConfig, FinetuneConfig)}
 
 
 def _nested_type(f: dataclasses.Field):

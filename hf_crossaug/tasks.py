@@ -26,6 +26,8 @@ class TaskSpec:
     # Column produced by the generator; for NLI the premise comes from a first step.
     generated_column: str
     # Templates, keyed ``"<style>.<step>"``; every style needs the ``item`` step, NLI also ``premise``.
+    # Style ``lm`` is the instruction format an LLM is fine-tuned on (no examples); its ``classify``
+    # step asks for the label name (DAFTT annotation, label-likelihood evaluation).
     templates: dict[str, str] = field(default_factory=dict)
     # How one in-context example is rendered for few-shot completion.
     example_format: str = ""
@@ -94,6 +96,11 @@ NLI = TaskSpec(
         ),
         "fewshot.premise": "Here are sentences from {domain}.\n{examples}\nSentence:",
         "fewshot.item": "{examples}\nPremise: {premise}\nHypothesis ({label_description}):",
+        # instruction format of a fine-tuned LLM (DAFTT, Self-Translate-Train); the answer follows after a space
+        "lm.premise": "Write a premise for a natural language inference example.\nPremise:",
+        "lm.item": "Write a hypothesis for the premise.\nPremise: {premise}\nHypothesis ({label_description}):",
+        "lm.classify": ("Premise: {premise}\nHypothesis: {hypothesis}\n"
+                        "Relation (entailment, neutral or contradiction):"),
     },
     example_format="Premise: {premise}\nHypothesis ({label_description}): {hypothesis}\n",
     default_domains=(
@@ -121,6 +128,8 @@ SENTIMENT = TaskSpec(
             "Reply with the sentence only."
         ),
         "fewshot.item": "Here are {label_description} sentences from {domain}.\n{examples}\nSentence:",
+        "lm.item": "Write a {label_description} sentence.\nSentence:",
+        "lm.classify": "Sentence: {text}\nSentiment (negative, neutral or positive):",
     },
     example_format="Sentence: {text}\n",
     default_domains=("movie reviews", "product reviews", "social media posts", "news comments"),

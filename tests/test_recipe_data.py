@@ -56,6 +56,19 @@ MINIMAL = "name: t\ntask: nli\n"
     (MINIMAL + "templates:\n  fewshot.itme: '{examples}'\n", ["unknown template key", "fewshot.itme"]),
     (MINIMAL + "generation: {temperature: 0.5\n", ["not valid YAML"]),
     ("- just\n- a list\n", ["must be a YAML mapping"]),
+    # the LoRA methods' sections (DAFTT, Self-Translate-Train)
+    (MINIMAL + "daftt:\n  mode: label\n", ["'daftt.mode'", "annotate, generate"]),
+    (MINIMAL + "daftt:\n  modus: annotate\n", ["unknown field", "'daftt.modus'"]),
+    (MINIMAL + "daftt:\n  train_rows: 10\n  train_fraction: 0.1\n", ["'daftt.train_rows'", "set one"]),
+    (MINIMAL + "daftt:\n  train_fraction: 1.5\n", ["'daftt.train_fraction'"]),
+    (MINIMAL + "daftt:\n  inputs: 10\n", ["'daftt.inputs'", "annotate"]),
+    (MINIMAL + "daftt:\n  finetune:\n    r: 0\n", ["'daftt.finetune.r'", ">= 1"]),
+    (MINIMAL + "daftt:\n  finetune:\n    target_modules: q_proj\n", ["'daftt.finetune.target_modules'", "list"]),
+    (MINIMAL + "daftt: {}\nitems_from: source\n", ["'daftt'", "items_from"]),
+    (MINIMAL + "items_from: web\n", ["'items_from'"]),
+    (MINIMAL + "stt: {}\n", ["'stt'", "self-translate"]),
+    (MINIMAL + "language: sw\nroute: self-translate\ntranslate: {backend: llm}\nstt:\n  eval_limit: 0\n",
+     ["'stt.eval_limit'"]),
 ])
 def test_malformed_recipe_gives_one_line_error_naming_the_field(tmp_path, body, needles):
     path = tmp_path / "bad.yaml"
@@ -201,7 +214,7 @@ def test_cli_malformed_recipe_is_a_one_line_error(tmp_path):
     assert result.exit_code == 2
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)  # no other exception
     lines = error_lines(result)
-    assert len(lines) == 1 and "generation.tempreture" in lines[0] and "stop_at_newline)" in lines[0]
+    assert len(lines) == 1 and "generation.tempreture" in lines[0] and "stop_at_newline, adapter)" in lines[0]
     assert not (tmp_path / "out").exists()
 
 

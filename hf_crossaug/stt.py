@@ -1,0 +1,136 @@
+"""Self-Translate-Train fine-tuning (arXiv 2407.00454): LoRA-tune the LLM itself on English source data
+plus its own filtered translations of it, then evaluate the LLM on the target task by label likelihood.
+
+The translations are an ordinary build: a recipe with ``route: self-translate`` and ``items_from: source``
+translates the labelled source rows with the LLM (few-shot, filtered, optionally code-switched) and
+writes a dataset folder with its card. This module only adds the recipe's ``stt:`` section: render
+source + translated rows in the task's ``lm.classify`` format, fine-tune with
+:func:`hf_crossaug.finetune.finetune_lora`, and score every label's verbalisation before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset
+
+from . import __version__
+from .finetune import (ADAPTER_FILE, DONE_FILE, Adapter, FinetuneConfig, answer_logprobs, answer_text, finetune_lora,
+                       load_causal_lm)
+from .models import GENERATOR_DEFAULT, resolve_model
+from .tasks import TaskSpec
+
+EVAL_FILE = "evaluation.json"
+
+
+@dataclass
+class SttConfig:
+    """A recipe's ``stt:`` section: what the LLM is tuned on and how it is evaluated."""
+
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # model None -> translate.model
+    include_source: bool = True  # train on the English source rows too (the paper's source + synthetic)
+    eval_limit: int | None = 200  # seeded subset of each evaluation set (None = all rows)
+    eval_seed: int = 0
+    eval_batch_size: int = 8
+
+    def problems(self) -> list[tuple[bool, str, str]]:
+        checks = [(self.eval_limit is None or self.eval_limit >= 1, "eval_limit", "must be >= 1"),
+                  (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1")]
+        return checks + [(ok, f"finetune.{name}", why) for ok, name, why in self.finetune.problems()]
+
+
+def classify_rows(task: TaskSpec, rows: Dataset, label_column: str = "label") -> Dataset:
+    """Labelled rows as ``lm.classify`` prompt -> label name pairs."""
+    template = task.templates["lm.classify"]
+    return Dataset.from_dict({"prompt": [template.format(**r) for r in rows],
+                              "answer": [answer_text(task.labels[r[label_column]]) for r in rows]})
+
+
+def predict_labels(model, tokenizer, task: TaskSpec, rows: Dataset, batch_size: int = 8) -> np.ndarray:
+    """Prompted classification: the label whose verbalisation is most likely after ``lm.classify``."""
+    prompts = [task.templates["lm.classify"].format(**r) for r in rows]
+    answers = [answer_text(name) for name in task.labels]
+    return answer_logprobs(model, tokenizer, prompts, answers, batch_size=batch_size).argmax(-1)
+
+
+def evaluate_lm(model_ref: str, adapter: Adapter, task: TaskSpec, targets: Mapping[str, str],
+                limit: int | None = None, seed: int = 0, batch_size: int = 8) -> dict:
+    """Per-language accuracy / macro-F1 of the base LLM and of the LLM with ``adapter``, by label likelihood."""
+    from peft import PeftModel
+
+    from .metrics.functions import per_language_scores
+    from .student import load_target, parse_target
+
+    if not targets:
+        raise ValueError("no targets to evaluate on: pass at least one LANG=DATA")
+    t0 = time.perf_counter()
+    sets = {lang: load_target(task, ref, limit=limit, seed=seed) for lang, ref in targets.items()}
+    ref = resolve_model(model_ref, GENERATOR_DEFAULT)
+    tokenizer, model = load_causal_lm(ref)
+    model.eval()
+    refs = np.concatenate([np.asarray(ds["label"]) for ds in sets.values()])
+    langs = [lang for lang, ds in sets.items() for _ in range(len(ds))]
+    scores = {}
+    for when in ("before", "after"):
+        if when == "after":
+            model = PeftModel.from_pretrained(model, str(adapter.path)).eval()
+        preds = np.concatenate([predict_labels(model, tokenizer, task, ds, batch_size) for ds in sets.values()])
+        scores[when] = per_language_scores(preds, refs, langs, labels=range(task.num_labels))
+    return {"task": task.name, "method": "label likelihood (sum of log-probs of each label's verbalisation)",
+            "template": task.templates["lm.classify"], "answers": [answer_text(n) for n in task.labels],
+            "chance": round(1 / task.num_labels, 4), "limit": limit, "seed": seed,
+            "targets": {lang: {k: v for k, v in parse_target(r).items() if k != "kind"} for lang, r in targets.items()},
+            **scores, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def run_stt(recipe, dataset_dir: str | Path, adapter_dir: str | Path, targets: Mapping[str, str],
+            work_dir: str | Path | None = None, eval_limit: int | None = None, log=print) -> dict:
+    """Build the recipe's self-translated dataset, LoRA-tune the LLM on it, evaluate before/after.
+
+    Writes the dataset folder (with its card) to ``dataset_dir`` and the adapter (safetensors, config,
+    ``crossaug_adapter.json``) plus ``evaluation.json`` to ``adapter_dir``; returns the evaluation dict.
+    """
+    from .builder import build_dataset
+    from .data import load_source
+    from .pipeline import run_pipeline
+
+    cfg: SttConfig = recipe.stt
+    if cfg is None:
+        raise ValueError(f"recipe {recipe.name!r} has no 'stt' section (DAFTT recipes run with crossaug build)")
+    dataset_dir = Path(dataset_dir)
+    work = Path(work_dir) if work_dir else dataset_dir.parent / f".{dataset_dir.name}-work"
+    task = recipe.task_spec
+    summary = build_dataset(recipe, dataset_dir, work, log=log)
+    raw = run_pipeline(recipe, work, log=log).raw  # cached by the build: nothing runs again
+    parts = [classify_rows(task, raw, "prompt_label")]
+    if cfg.include_source:
+        source = load_source(task, recipe.source.path, recipe.source.split, recipe.source.label_column,
+                             recipe.source.limit, recipe.generation.seed)
+        parts.insert(0, classify_rows(task, source))
+    rows = Dataset.from_dict({k: [v for p in parts for v in p[k]] for k in ("prompt", "answer")})
+    model = cfg.finetune.model or recipe.translate.model or GENERATOR_DEFAULT
+    tune = FinetuneConfig(**{**asdict(cfg.finetune), "model": model})
+    log(f"Self-Translate-Train: LoRA fine-tuning {model} on {len(rows)} rows "
+        f"({len(rows) - len(raw)} English, {len(raw)} translated/code-switched)")
+    adapter = finetune_lora(rows, tune, work, GENERATOR_DEFAULT, desc="stt-lora")
+    out = Path(adapter_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (ADAPTER_FILE, "adapter_config.json", DONE_FILE):
+        shutil.copy2(adapter.path / name, out / name)
+    limit = eval_limit if eval_limit is not None else cfg.eval_limit
+    log(f"Self-Translate-Train: label-likelihood evaluation on {', '.join(targets)} ({limit or 'all'} rows "
+        "each), before and after")
+    result = evaluate_lm(model, adapter, task, targets, limit, cfg.eval_seed, cfg.eval_batch_size)
+    result = {"package_version": __version__, "recipe": recipe.name, "dataset": str(dataset_dir),
+              "adapter": {**adapter.card_fields(), "path": str(out)},
+              "training": {"rows": len(rows), "english": len(rows) - len(raw), "translated": len(raw),
+                           "translation_counts": summary["stats"]["counts"].get("translation")},
+              **result}
+    (out / EVAL_FILE).write_text(json.dumps(result, indent=2, default=str))
+    return result
