@@ -30,8 +30,10 @@ def load_source(
     label_column: str = "label",
     limit: int | None = None,
     seed: int = 0,
+    label_map: dict | None = None,
 ) -> Dataset:
     """Load labelled data for ``task``; ``None`` or ``"seed"`` means the packaged seed set.
+    ``label_map`` renames source labels first (e.g. SST-5's five classes folded into SST-3's three).
 
     A local file may carry a row slice, ``FILE@train[:120]`` (or pass ``split="train[:120]"``).
 
@@ -59,12 +61,12 @@ def load_source(
             raise ValueError(f"source file {path} could not be read as {fmt}: {str(exc).splitlines()[0]}") from None
     else:
         ds = load_dataset(where, split=split)
-    return normalise(ds, task, where, label_column, limit, seed)
+    return normalise(ds, task, where, label_column, limit, seed, label_map)
 
 
 def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "label",
-              limit: int | None = None, seed: int = 0) -> Dataset:
-    """Keep the task's columns, map labels to ids, drop unlabelled rows (SNLI's ``-``)."""
+              limit: int | None = None, seed: int = 0, label_map: dict | None = None) -> Dataset:
+    """Keep the task's columns, map labels to ids (after ``label_map``), drop unlabelled rows (SNLI's ``-``)."""
     for col in (*task.text_columns, label_column):
         if col not in ds.column_names:
             raise ValueError(f"source {where} has no column {col!r} (columns: {', '.join(ds.column_names)})")
@@ -74,13 +76,15 @@ def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "labe
     def to_id(value):
         if value in UNLABELLED:
             return -1
+        if names is not None and not isinstance(value, str):
+            value = names[value]
+        if label_map:
+            value = label_map.get(value, value)
         if isinstance(value, str):
             if value not in label2id:
                 raise ValueError(f"source {where}: unknown label {value!r} in column {label_column!r}; "
                                  f"expected one of {', '.join(task.labels)}")
             return label2id[value]
-        if names is not None:
-            return label2id[names[value]]
         if not 0 <= int(value) < task.num_labels:
             raise ValueError(f"source {where}: label id {value} out of range 0..{task.num_labels - 1}")
         return int(value)

@@ -18,7 +18,7 @@ from datasets import Dataset, Features, Value, concatenate_datasets
 from . import __version__
 from .clean import MC_REASONS, balance_answers, clean, clean_items, drop_counts
 from .daftt import ANNOTATE_REASONS, annotation_prompts, parse_annotations, split_labelled, training_rows
-from .data import load_source, seed_path
+from .data import seed_path
 from .finetune import finetune_lora
 from .generate import GenerationConfig, LocalGenerator, fingerprint, generate
 from .models import GENERATOR_DEFAULT
@@ -49,6 +49,9 @@ def recipe_fingerprint(recipe: Recipe) -> str:
             data.pop(key)
     if data["generation"]["adapter"] is None:
         data["generation"].pop("adapter")
+    for part in ("source", "dev", "fewshot_source"):  # unset: cache keys stay as they were
+        if data[part] is not None and data[part]["label_map"] is None:
+            data[part].pop("label_map")
     if recipe.route not in TRANSLATING:
         data.pop("translate")  # unused: zero-shot cache keys stay as they were
     if isinstance(recipe.task_spec, MultipleChoiceSpec):
@@ -71,11 +74,8 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
     stats: dict = {"counts": {}, "timings": timings}
 
     t = time.perf_counter()
-    source = load_source(task, recipe.source.path, recipe.source.split, recipe.source.label_column,
-                         recipe.source.limit, recipe.generation.seed)
-    dev = None
-    if recipe.dev is not None:
-        dev = load_source(task, recipe.dev.path, recipe.dev.split, recipe.dev.label_column, recipe.dev.limit)
+    source = recipe.source.load(task, recipe.generation.seed)
+    dev = recipe.dev.load(task) if recipe.dev is not None else None
     source_name = (recipe.source.path if recipe.source.path not in (None, "", "seed")
                    else f"hf_crossaug seed set ({seed_path(task).name})")
     stats["source"] = {"name": source_name, "split": recipe.source.split, "rows": len(source),
@@ -83,7 +83,7 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
     shots = source  # where the few-shot examples come from: English source, or target-language examples
     if recipe.route == "direct":
         fs = recipe.fewshot_source
-        shots = load_source(task, fs.path, fs.split, fs.label_column, fs.limit, recipe.generation.seed)
+        shots = fs.load(task, recipe.generation.seed)
         stats["source"]["fewshot"] = {"name": fs.path, "split": fs.split, "rows": len(shots),
                                       "language": recipe.language}
     timings["load_source"] = time.perf_counter() - t

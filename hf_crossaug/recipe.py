@@ -39,6 +39,13 @@ class SourceConfig:
     split: str = "train"
     label_column: str = "label"
     limit: int | None = None  # a seeded subset, for small-scale runs
+    label_map: dict | None = None  # source label (name or id) -> task label, e.g. SST-5 folded into 3 classes
+
+    def load(self, task: TaskSpec, seed: int = 0):
+        """The labelled rows, normalised to the task (`hf_crossaug.data.load_source`)."""
+        from .data import load_source
+
+        return load_source(task, self.path, self.split, self.label_column, self.limit, seed, self.label_map)
 
 
 @dataclass

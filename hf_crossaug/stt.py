@@ -97,7 +97,6 @@ def run_stt(recipe, dataset_dir: str | Path, adapter_dir: str | Path, targets: M
     ``crossaug_adapter.json``) plus ``evaluation.json`` to ``adapter_dir``; returns the evaluation dict.
     """
     from .builder import build_dataset
-    from .data import load_source
     from .pipeline import run_pipeline
 
     cfg: SttConfig = recipe.stt
@@ -110,8 +109,7 @@ def run_stt(recipe, dataset_dir: str | Path, adapter_dir: str | Path, targets: M
     raw = run_pipeline(recipe, work, log=log).raw  # cached by the build: nothing runs again
     parts = [classify_rows(task, raw, "prompt_label")]
     if cfg.include_source:
-        source = load_source(task, recipe.source.path, recipe.source.split, recipe.source.label_column,
-                             recipe.source.limit, recipe.generation.seed)
+        source = recipe.source.load(task, recipe.generation.seed)
         parts.insert(0, classify_rows(task, source))
     rows = Dataset.from_dict({k: [v for p in parts for v in p[k]] for k in ("prompt", "answer")})
     model = cfg.finetune.model or recipe.translate.model or GENERATOR_DEFAULT

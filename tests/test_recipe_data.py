@@ -233,3 +233,22 @@ def test_cli_missing_recipe_and_missing_source_name_the_file(tmp_path):
                     "--work-dir", tmp_path / "work")
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert error_lines(result) == [f"error: source file not found: {missing}"]
+
+
+def test_label_map_folds_source_labels_and_leaves_cache_keys_alone(tmp_path):
+    """SST-5's five classes fold into the sentiment task's three (the mahasent-mr-synth recipe does this)."""
+    from hf_crossaug.pipeline import recipe_fingerprint
+    from hf_crossaug.recipe import SourceConfig
+    from hf_crossaug.tasks import SENTIMENT
+
+    path = tmp_path / "sst5.jsonl"
+    rows = [("awful", "very negative"), ("meh", "neutral"), ("great", "very positive"), ("fine", "positive")]
+    path.write_text("".join(json.dumps({"text": t, "label_text": lab}) + "\n" for t, lab in rows))
+    cfg = SourceConfig(path=str(path), label_column="label_text",
+                       label_map={"very negative": "negative", "very positive": "positive"})
+    assert list(cfg.load(SENTIMENT)["label"]) == [0, 1, 2, 2]
+    with pytest.raises(ValueError, match="unknown label 'very negative'"):
+        SourceConfig(path=str(path), label_column="label_text").load(SENTIMENT)
+    recipe = Recipe.from_dict({"name": "x", "task": "sentiment"})
+    mapped = Recipe.from_dict({"name": "x", "task": "sentiment", "source": {"label_map": {"a": "negative"}}})
+    assert recipe_fingerprint(recipe) != recipe_fingerprint(mapped)
