@@ -108,8 +108,9 @@ LEVER_ROWS = ("SRC+GEN", "T-top-k", "T-div-k")
 def build(spec: dict, args, data: Path, log, lever: str | None = None) -> tuple[Path, dict]:
     """The synthetic dataset at the benchmark's scale (cached in ``args.work``), optionally with a lever."""
     recipe = Recipe.from_yaml(ROOT / "dataset_scripts" / f"{spec['recipe']}.yaml")
-    recipe = recipe.with_overrides(per_class=args.per_class, k=args.k, source=str(data / spec["source"]),
-                                   limit=args.source_limit)
+    recipe = recipe.with_overrides(per_class=args.per_class, k=args.k)
+    # the shared copies are normalised (label names of the task): no label_column / label_map from the recipe
+    recipe.source = SourceConfig(path=str(data / spec["source"]), limit=args.source_limit)
     recipe.dev = SourceConfig(path=str(data / spec["dev"]), limit=args.dev_limit)
     recipe.teacher = dataclasses.replace(recipe.teacher, epochs=args.teacher_epochs)
     recipe.selection = dataclasses.replace(recipe.selection, n_clusters=args.clusters)
