@@ -10,7 +10,10 @@ sentence space, as in the paper's zero-shot setting. NLI pairs are represented a
 
 from __future__ import annotations
 
+import json
+import os
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,10 +28,28 @@ from hf_crossaug.trainer import DistillationConfig, DistillationTrainer
 
 
 class FeatureCache:
-    """Sentence embeddings, each distinct text encoded once per process."""
+    """Sentence embeddings, each distinct text encoded once; kept in ``folder`` (if given) by ``save`` so
+    a rerun, e.g. one that only adds lever rows, does not re-encode the target sets."""
 
-    def __init__(self, embedder: SentenceEmbedder):
+    def __init__(self, embedder: SentenceEmbedder, folder: str | Path | None = None):
         self.embedder, self.vectors = embedder, {}
+        self.folder = Path(folder) if folder else None
+        if self.folder and (self.folder / "texts.json").is_file():
+            texts = json.loads((self.folder / "texts.json").read_text())
+            self.vectors = dict(zip(texts, np.load(self.folder / "vectors.npy")))
+        self._saved = len(self.vectors)
+
+    def save(self) -> None:
+        """Write the cache (vectors first, then the text index, each replaced atomically)."""
+        if self.folder is None or len(self.vectors) == self._saved:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        texts = list(self.vectors)
+        np.save(self.folder / "vectors.tmp.npy", np.stack([self.vectors[t] for t in texts]))
+        os.replace(self.folder / "vectors.tmp.npy", self.folder / "vectors.npy")
+        (self.folder / "texts.tmp.json").write_text(json.dumps(texts, ensure_ascii=False))
+        os.replace(self.folder / "texts.tmp.json", self.folder / "texts.json")
+        self._saved = len(texts)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         new = sorted({t for t in texts if t not in self.vectors})

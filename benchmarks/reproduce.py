@@ -1,6 +1,6 @@
 """Reproduce the data-selection paper's table (arXiv 2407.10582) offline, at reduced scale.
 
-    python benchmarks/reproduce.py                 # NLI then sentiment, 3 seeds, ~40 min on 2 CPU cores
+    python benchmarks/reproduce.py                 # NLI then sentiment, 3 seeds
     python benchmarks/reproduce.py --task nli --seeds 5
     crossaug bench reproduce --task sentiment      # the same script through the CLI
 
@@ -16,9 +16,11 @@ What runs, per task (everything with the embedded offline models, nothing from t
 3. Mean +- std over seeds, and a paired permutation test (scipy) of each row against SRC+GEN and SRC on
    per-example correctness (averaged over seeds, pooled over target languages).
 
-Scale is reduced from the paper (15K source rows, 130K generations, XLM-R large fine-tuned) to: 2,000
-source rows, 400 prompts per class (NLI: premises, each with all three labels), k = 150 per class, frozen
-e5-small features. Seeds vary the student's initialisation and order and the SRC+GEN / GEN draws; the
+Scale is reduced from the paper (15K source rows, 130K generations, XLM-R large fine-tuned) to each task's
+``scale`` in TASKS (NLI: 2,000 source rows, 400 premises per class, each with all three labels, k = 150
+per class; sentiment: 1,200 source rows, 120 prompts per class, k = 60) and frozen e5-small features.
+``--levers`` adds rows for generator changes (in-context examples, domain description, temperature, DAFTT
+LoRA tuning), each a rebuild of the generations that reuses the cached teacher. Seeds vary the student's initialisation and order and the SRC+GEN / GEN draws; the
 generations, teacher and selections are built once. Only dev splits are read; never a test split.
 Writes ``benchmarks/results/reproduce-<task>.{json,md,png}``.
 """
@@ -43,8 +45,10 @@ sys.path.insert(0, str(HERE))
 from feature_student import FeatureCache, predict, train_head  # noqa: E402
 
 from hf_crossaug.builder import build_dataset  # noqa: E402
+from hf_crossaug.daftt import DafttConfig  # noqa: E402
 from hf_crossaug.data import load_source  # noqa: E402
 from hf_crossaug.embed import SentenceEmbedder  # noqa: E402
+from hf_crossaug.finetune import FinetuneConfig  # noqa: E402
 from hf_crossaug.models import file_sha256  # noqa: E402
 from hf_crossaug.modes import build_training_set, load_synthetic  # noqa: E402
 from hf_crossaug.recipe import Recipe, SourceConfig  # noqa: E402
@@ -57,10 +61,16 @@ ROWS = ["GEN", "SRC", "SRC+GEN", *(f"T-{s}" for s in STRATEGIES_MAIN), *(f"T_pl-
 
 TASKS = {
     "nli": {"recipe": "xnli-sw-synth", "source": "snli/dev.jsonl", "dev": "xnli/dev-en.jsonl",
-            "targets": {"hi": "xnli/dev-hi.jsonl", "ur": "xnli/dev-ur.jsonl", "sw": "xnli/dev-sw.jsonl"}},
+            "targets": {"hi": "xnli/dev-hi.jsonl", "ur": "xnli/dev-ur.jsonl", "sw": "xnli/dev-sw.jsonl"},
+            "scale": {"source_limit": 2000, "dev_limit": 500, "target_limit": None, "per_class": 400, "k": 150,
+                      "clusters": 25}},
+    # smaller: 6,000 MahaSent rows and SST's 8.5K train would double the run for the same question
     "sentiment": {"recipe": "mahasent-mr-synth", "source": "sst3/train.jsonl", "dev": "sst3/dev.jsonl",
-                  "targets": {"mr": "mahasent/dev-mr.jsonl", "hi": "iitp_product/dev-hi.jsonl"}},
+                  "targets": {"mr": "mahasent/dev-mr.jsonl", "hi": "iitp_product/dev-hi.jsonl"},
+                  "scale": {"source_limit": 1200, "dev_limit": 400, "target_limit": 1500, "per_class": 120, "k": 60,
+                            "clusters": 10}},
 }
+SCALE_HELP = "(default: the task's scale in TASKS)"
 # XNLI dev accuracy from the paper (XLM-R large, SNLI 15K source), as quoted in ../shared/data/README.md.
 PAPER = {
     "zero-shot": {"SRC": (65.54, 57.15, 57.63), "SRC+GEN": (70.10, 63.92, 63.34), "T-top-k": (70.82, 62.98, 63.74)},
@@ -74,17 +84,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--task", choices=[*TASKS, "all"], default="all")
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="the shared data folder")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--source-limit", type=int, default=2000, help="English gold rows (teacher and students)")
-    p.add_argument("--dev-limit", type=int, default=500, help="English dev rows (teacher and student selection)")
-    p.add_argument("--target-limit", type=int, default=None, help="rows per target language (default: all)")
-    p.add_argument("--per-class", type=int, default=400, help="generation prompts per class (NLI: premises)")
-    p.add_argument("--k", type=int, default=150, help="rows per class kept by each selection strategy")
-    p.add_argument("--clusters", type=int, default=25, help="div-k clusters per class")
-    p.add_argument("--teacher-epochs", type=int, default=3)
+    p.add_argument("--source-limit", type=int, help=f"English gold rows (teacher and students) {SCALE_HELP}")
+    p.add_argument("--dev-limit", type=int, help=f"English dev rows (teacher and student selection) {SCALE_HELP}")
+    p.add_argument("--target-limit", type=int, help=f"rows per target language, 0 = all {SCALE_HELP}")
+    p.add_argument("--per-class", type=int, help=f"generation prompts per class (NLI: premises) {SCALE_HELP}")
+    p.add_argument("--k", type=int, help=f"rows per class kept by each selection strategy {SCALE_HELP}")
+    p.add_argument("--clusters", type=int, help=f"div-k clusters per class {SCALE_HELP}")
+    p.add_argument("--teacher-epochs", type=int, default=2)
     p.add_argument("--student-epochs", type=int, default=8)
     p.add_argument("--permutations", type=int, default=10_000)
     p.add_argument("--levers", nargs="*", default=[], choices=list(LEVERS),
                    help=f"generator levers to add as rows {LEVER_ROWS} (each rebuilds the generations)")
+    p.add_argument("--rows", nargs="*", choices=ROWS, default=ROWS,
+                   help="rows of the main table to run (SRC and SRC+GEN always run: the tests compare with them)")
     p.add_argument("--work", default="outputs/.reproduce-work", help="cache of builds (resumable)")
     p.add_argument("--out", default=str(HERE / "results"), help="where the JSON, table and plot go")
     p.add_argument("--tag", default="", help="suffix of the result files")
@@ -101,7 +113,9 @@ LEVERS = {
     "shots-2": {"n_shots": 2}, "shots-8": {"n_shots": 8},
     "temp-0.5": {"temperature": 0.5}, "temp-1.1": {"temperature": 1.1},
     "no-domain": None,  # the prompt templates without the target-domain description
+    "daftt": None,  # DAFTT: the generator LoRA-tuned on DAFTT_ROWS labelled source rows first (generate mode)
 }
+DAFTT_ROWS = 300  # "a few hundred labelled source examples" (15% of the 2,000 source rows)
 LEVER_ROWS = ("SRC+GEN", "T-top-k", "T-div-k")
 
 
@@ -122,6 +136,9 @@ def build(spec: dict, args, data: Path, log, lever: str | None = None) -> tuple[
                             if k.startswith(style) and "{domain}" in v}
         if any("{domain}" in v for v in recipe.templates.values()):
             raise ValueError(f"no-domain lever: cannot strip the domain from {recipe.templates}")
+    if lever == "daftt":
+        recipe.daftt = DafttConfig(mode="generate", train_rows=min(DAFTT_ROWS, args.source_limit),
+                                   finetune=FinetuneConfig(epochs=2, learning_rate=5e-4, batch_size=8, max_length=128))
     name = f"{recipe.name}-bench" + (f"-{lever}" if lever else "")
     summary = build_dataset(recipe.validate(), Path(args.work) / name, Path(args.work) / recipe.name, log=log)
     return Path(args.work) / name, summary
@@ -149,8 +166,17 @@ def summarise(per_seed: list[dict], langs: list[str]) -> dict:
     return {"mean": {**mean, "avg": float(np.mean(avgs))}, "std": {**sd, "avg": std(avgs)}, "seeds": per_seed}
 
 
+def task_args(args: argparse.Namespace, spec: dict) -> argparse.Namespace:
+    """The command line with the task's default scale filled in where a flag was not given."""
+    filled = {k: (spec["scale"][k] if getattr(args, k) is None else getattr(args, k)) for k in spec["scale"]}
+    if filled["target_limit"] == 0:
+        filled["target_limit"] = None
+    return argparse.Namespace(**{**vars(args), **filled})
+
+
 def run_task(task_name: str, args, log=print) -> dict:
     spec, data = TASKS[task_name], Path(args.data)
+    args = task_args(args, spec)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     folder, summary = build(spec, args, data, log)
@@ -164,9 +190,11 @@ def run_task(task_name: str, args, log=print) -> dict:
 
     t = time.perf_counter()
     embedder = SentenceEmbedder()
-    cache = FeatureCache(embedder)
+    ref = embedder.ref
+    cache = FeatureCache(embedder, Path(args.work) / f"features-{ref.name.replace('/', '--')}-{ref.revision}")
     dev_x = cache.features(dev, task)
     target_x = {lang: cache.features(ds, task) for lang, ds in targets.items()}
+    cache.save()
     timings["target_features_s"] = time.perf_counter() - t
 
     def run_rows(rows_: list[str], synthetic_: dict, suffix: str = "") -> None:
@@ -187,16 +215,19 @@ def run_task(task_name: str, args, log=print) -> dict:
 
     results, correct = {}, {}
     t = time.perf_counter()
-    run_rows(ROWS, synthetic)
+    run_rows([r for r in ROWS if r in {"SRC", "SRC+GEN", *args.rows}], synthetic)
+    cache.save()
     timings["students_s"] = time.perf_counter() - t
     levers = {}
     for lever in args.levers:
         t = time.perf_counter()
         lfolder, lsummary = build(spec, args, data, log, lever)
         run_rows(list(LEVER_ROWS), {n: load_synthetic(lfolder, n) for n in lsummary["rows"]}, f" [{lever}]")
+        cache.save()
         levers[lever] = {"rows": lsummary["rows"], "counts": lsummary["stats"]["counts"],
                          "recipe_generation": lsummary["stats"]["recipe"]["generation"],
-                         "templates": lsummary["stats"]["recipe"]["templates"], "seconds": round(time.perf_counter() - t, 1)}
+                         "templates": lsummary["stats"]["recipe"]["templates"], "daftt": lsummary["stats"].get("daftt"),
+                         "timings": lsummary["stats"]["timings"], "seconds": round(time.perf_counter() - t, 1)}
 
     pooled = {row: np.concatenate([np.mean(correct[row][lang], axis=0) for lang in targets]) for row in results}
     for row in results:

@@ -45,3 +45,39 @@ def test_permutation_test_separates_real_and_null_differences():
     assert reproduce.permutation_p(a, b, 2000) < 0.01
     assert reproduce.permutation_p(a, a, 2000) == 1.0
     assert reproduce.permutation_p(a, rng.permutation(a), 2000) > 0.05
+
+
+class CountingEmbedder:
+    """Stands in for SentenceEmbedder: deterministic vectors, counts what it was asked to encode."""
+
+    def __init__(self):
+        self.encoded = []
+
+    def __call__(self, texts):
+        self.encoded += texts
+        return np.stack([np.full(4, len(t), dtype=np.float32) for t in texts])
+
+
+def test_feature_cache_persists_so_a_rerun_encodes_only_new_texts(tmp_path):
+    first = CountingEmbedder()
+    cache = feature_student.FeatureCache(first, tmp_path / "features")
+    want = cache.encode(["a", "bb", "a"])
+    assert first.encoded == ["a", "bb"]  # each distinct text once
+    cache.save()
+
+    second = CountingEmbedder()
+    again = feature_student.FeatureCache(second, tmp_path / "features")
+    np.testing.assert_array_equal(again.encode(["a", "bb", "a"]), want)
+    assert second.encoded == []
+    again.encode(["ccc", "a"])
+    assert second.encoded == ["ccc"]
+
+
+def test_each_task_has_its_own_default_scale_and_flags_override_it():
+    args = reproduce.parse_args(["--k", "7"])
+    nli = reproduce.task_args(args, reproduce.TASKS["nli"])
+    sentiment = reproduce.task_args(args, reproduce.TASKS["sentiment"])
+    assert (nli.k, sentiment.k) == (7, 7)  # given on the command line: both tasks
+    assert (nli.per_class, sentiment.per_class) == (400, 120)  # not given: each task's own
+    assert nli.target_limit is None and sentiment.target_limit == 1500
+    assert reproduce.task_args(reproduce.parse_args(["--target-limit", "0"]), reproduce.TASKS["sentiment"]).target_limit is None
