@@ -194,6 +194,9 @@ def finetune(
     source: Optional[str] = typer.Option(None, help="labelled English source: local file or Hub dataset id"),
     limit: Optional[int] = typer.Option(None, help="use a seeded subset of this many source rows"),
     work_dir: Optional[Path] = typer.Option(None, help="cache of shards, teacher, adapter and raw data (resumable)"),
+    english_baseline: Optional[bool] = typer.Option(
+        None, "--english-baseline/--no-english-baseline",
+        help="also LoRA-tune on the English source alone and score it beside (default: the recipe's stt section)"),
 ):
     """Self-Translate-Train: build the self-translated data, LoRA-tune the LLM on it, evaluate before/after."""
     from .recipe import Recipe
@@ -205,14 +208,18 @@ def finetune(
         out = output or Path("outputs") / r.name
         lora = adapter_output or out.with_name(out.name + "-lora")
         console.print(f"[bold]crossaug finetune[/] {r.name} ({path}) -> {out}, {lora}")
-        res = run_stt(r, out, lora, parse_targets(target), work_dir, eval_limit, log=lambda m: console.print(m))
+        res = run_stt(r, out, lora, parse_targets(target), work_dir, eval_limit, log=lambda m: console.print(m),
+                      english_baseline=english_baseline)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
         fail(exc)
     table = Table(title=f"{lora} (label likelihood, {res['task']}; chance {res['chance']:.3f})")
-    for col in ("language", "rows", "accuracy before", "accuracy after", "macro-F1 after"):
+    baseline = "english_only" in res
+    for col in ("language", "rows", "accuracy before", *(["accuracy English-only LoRA"] * baseline),
+                "accuracy after", "macro-F1 after"):
         table.add_column(col, justify="left" if col == "language" else "right")
     for lang, s in res["after"].items():
-        table.add_row(lang, str(s["n"]), f"{res['before'][lang]['accuracy']:.4f}", f"{s['accuracy']:.4f}",
+        table.add_row(lang, str(s["n"]), f"{res['before'][lang]['accuracy']:.4f}",
+                      *([f"{res['english_only'][lang]['accuracy']:.4f}"] * baseline), f"{s['accuracy']:.4f}",
                       f"{s['macro_f1']:.4f}")
     Console().print(table)
 

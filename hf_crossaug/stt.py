@@ -35,6 +35,7 @@ class SttConfig:
 
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # model None -> translate.model
     include_source: bool = True  # train on the English source rows too (the paper's source + synthetic)
+    english_baseline: bool = False  # also tune on the English source alone: the paper's baseline, scored beside
     eval_limit: int | None = 200  # seeded subset of each evaluation set (None = all rows)
     eval_seed: int = 0
     eval_batch_size: int = 8
@@ -59,9 +60,10 @@ def predict_labels(model, tokenizer, task: TaskSpec, rows: Dataset, batch_size: 
     return answer_logprobs(model, tokenizer, prompts, answers, batch_size=batch_size).argmax(-1)
 
 
-def evaluate_lm(model_ref: str, adapter: Adapter, task: TaskSpec, targets: Mapping[str, str],
+def evaluate_lm(model_ref: str, adapters: Mapping[str, Adapter], task: TaskSpec, targets: Mapping[str, str],
                 limit: int | None = None, seed: int = 0, batch_size: int = 8) -> dict:
-    """Per-language accuracy / macro-F1 of the base LLM and of the LLM with ``adapter``, by label likelihood."""
+    """Per-language accuracy / macro-F1 by label likelihood: of the base LLM (``"before"``) and of the LLM
+    with each of ``adapters`` (one key per adapter name), on the same seeded rows."""
     from peft import PeftModel
 
     from .metrics.functions import per_language_scores
@@ -77,9 +79,13 @@ def evaluate_lm(model_ref: str, adapter: Adapter, task: TaskSpec, targets: Mappi
     refs = np.concatenate([np.asarray(ds["label"]) for ds in sets.values()])
     langs = [lang for lang, ds in sets.items() for _ in range(len(ds))]
     scores = {}
-    for when in ("before", "after"):
-        if when == "after":
-            model = PeftModel.from_pretrained(model, str(adapter.path)).eval()
+    for when in ("before", *adapters):
+        if when != "before" and not isinstance(model, PeftModel):
+            model = PeftModel.from_pretrained(model, str(adapters[when].path), adapter_name=when).eval()
+        elif when != "before":
+            model.load_adapter(str(adapters[when].path), adapter_name=when)
+            model.set_adapter(when)
+            model.eval()
         preds = np.concatenate([predict_labels(model, tokenizer, task, ds, batch_size) for ds in sets.values()])
         scores[when] = per_language_scores(preds, refs, langs, labels=range(task.num_labels))
     return {"task": task.name, "method": "label likelihood (sum of log-probs of each label's verbalisation)",
@@ -89,12 +95,22 @@ def evaluate_lm(model_ref: str, adapter: Adapter, task: TaskSpec, targets: Mappi
             **scores, "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def export_adapter(adapter: Adapter, folder: Path) -> None:
+    """Copy the adapter's files (safetensors, config, ``crossaug_adapter.json``) out of the work cache."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (ADAPTER_FILE, "adapter_config.json", DONE_FILE):
+        shutil.copy2(adapter.path / name, folder / name)
+
+
 def run_stt(recipe, dataset_dir: str | Path, adapter_dir: str | Path, targets: Mapping[str, str],
-            work_dir: str | Path | None = None, eval_limit: int | None = None, log=print) -> dict:
+            work_dir: str | Path | None = None, eval_limit: int | None = None, log=print,
+            english_baseline: bool | None = None) -> dict:
     """Build the recipe's self-translated dataset, LoRA-tune the LLM on it, evaluate before/after.
 
     Writes the dataset folder (with its card) to ``dataset_dir`` and the adapter (safetensors, config,
     ``crossaug_adapter.json``) plus ``evaluation.json`` to ``adapter_dir``; returns the evaluation dict.
+    With ``english_baseline`` (default: the recipe's ``stt.english_baseline``) a second adapter, tuned on
+    the English source alone, goes to ``adapter_dir/english-only`` and is scored as ``"english_only"``.
     """
     from .builder import build_dataset
     from .pipeline import run_pipeline
@@ -108,25 +124,31 @@ def run_stt(recipe, dataset_dir: str | Path, adapter_dir: str | Path, targets: M
     summary = build_dataset(recipe, dataset_dir, work, log=log)
     raw = run_pipeline(recipe, work, log=log).raw  # cached by the build: nothing runs again
     parts = [classify_rows(task, raw, "prompt_label")]
+    source = recipe.source.load(task, recipe.generation.seed)
     if cfg.include_source:
-        source = recipe.source.load(task, recipe.generation.seed)
         parts.insert(0, classify_rows(task, source))
     rows = Dataset.from_dict({k: [v for p in parts for v in p[k]] for k in ("prompt", "answer")})
     model = cfg.finetune.model or recipe.translate.model or GENERATOR_DEFAULT
     tune = FinetuneConfig(**{**asdict(cfg.finetune), "model": model})
     log(f"Self-Translate-Train: LoRA fine-tuning {model} on {len(rows)} rows "
         f"({len(rows) - len(raw)} English, {len(raw)} translated/code-switched)")
-    adapter = finetune_lora(rows, tune, work, GENERATOR_DEFAULT, desc="stt-lora")
+    adapters = {"after": finetune_lora(rows, tune, work, GENERATOR_DEFAULT, desc="stt-lora")}
     out = Path(adapter_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in (ADAPTER_FILE, "adapter_config.json", DONE_FILE):
-        shutil.copy2(adapter.path / name, out / name)
+    export_adapter(adapters["after"], out)
+    if cfg.english_baseline if english_baseline is None else english_baseline:
+        log(f"English-only baseline: LoRA fine-tuning {model} on the {len(source)} English source rows alone")
+        adapters["english_only"] = finetune_lora(classify_rows(task, source), tune, work, GENERATOR_DEFAULT,
+                                                 desc="stt-english-lora")
+        export_adapter(adapters["english_only"], out / "english-only")
     limit = eval_limit if eval_limit is not None else cfg.eval_limit
     log(f"Self-Translate-Train: label-likelihood evaluation on {', '.join(targets)} ({limit or 'all'} rows "
         "each), before and after")
-    result = evaluate_lm(model, adapter, task, targets, limit, cfg.eval_seed, cfg.eval_batch_size)
+    result = evaluate_lm(model, adapters, task, targets, limit, cfg.eval_seed, cfg.eval_batch_size)
+    baseline = adapters.get("english_only")
     result = {"package_version": __version__, "recipe": recipe.name, "dataset": str(dataset_dir),
-              "adapter": {**adapter.card_fields(), "path": str(out)},
+              "adapter": {**adapters["after"].card_fields(), "path": str(out)},
+              **({"english_only_adapter": {**baseline.card_fields(), "path": str(out / "english-only")}}
+                 if baseline else {}),
               "training": {"rows": len(rows), "english": len(rows) - len(raw), "translated": len(raw),
                            "translation_counts": summary["stats"]["counts"].get("translation")},
               **result}

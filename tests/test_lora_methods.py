@@ -195,3 +195,23 @@ def test_lora_sections_keep_old_cache_keys_and_take_the_seed():
     assert recipe_fingerprint(daftt) != recipe_fingerprint(base)
     assert daftt.with_overrides(seed=7).daftt.finetune.seed == 7
     assert daftt.daftt.sampling_temperature == 0.1
+
+
+def test_evaluate_lm_scores_each_adapter_on_its_own(tiny_llm_dir, tmp_path):
+    """The STT report's columns (base, English-only baseline, STT) must come from separate adapters, not
+    from adapters stacked on each other: two adapters taught opposite answers score 1 and 0."""
+    from hf_crossaug.stt import evaluate_lm
+
+    positive = SENTIMENT.labels.index("positive")
+    rows = [{"text": t, "label": positive} for t in ("the film was great", "the food was bad", "it opens at nine")]
+    target = tmp_path / "dev.jsonl"
+    target.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    prompts = [SENTIMENT.templates["lm.classify"].format(**r) for r in rows]
+    # LoRA on the output layer: the tiny model's attention adapters barely move a byte-level answer
+    config = FinetuneConfig(model=str(tiny_llm_dir), **{**TUNE, "epochs": 30, "target_modules": ["lm_head"]})
+    adapters = {name: finetune_lora(Dataset.from_dict({"prompt": prompts, "answer": [answer_text(name)] * 3}),
+                                    config, tmp_path, "unused", desc=name) for name in ("positive", "negative")}
+    res = evaluate_lm(str(tiny_llm_dir), adapters, SENTIMENT, {"xx": str(target)})
+    assert set(res) >= {"before", "positive", "negative"}
+    assert res["positive"]["xx"]["accuracy"] == 1.0 and res["positive"]["xx"]["n"] == 3
+    assert res["negative"]["xx"]["accuracy"] == 0.0

@@ -76,16 +76,20 @@ def test_self_translate_train_finetune_embedded(tmp_path, tiny_encoder_dir):
                          **tiny_teacher(tiny_encoder_dir))
     out, lora = tmp_path / "out", tmp_path / "lora"
     proc = run(["finetune", str(recipe), "--target", f"sw={target}", "--target", f"en={seed_path(NLI)}",
-                "--eval-limit", "2", "--output", str(out), "--adapter-output", str(lora), "--work-dir", str(tmp_path / "work")], tmp_path)
-    assert "accuracy before" in proc.stdout
+                "--eval-limit", "2", "--output", str(out), "--adapter-output", str(lora), "--work-dir", str(tmp_path / "work"),
+                "--english-baseline"], tmp_path)
+    assert "accuracy before" in proc.stdout and "English-only LoRA" in proc.stdout
 
     ev = json.loads((lora / "evaluation.json").read_text())
-    for when in ("before", "after"):
+    for when in ("before", "english_only", "after"):
         assert {k: ev[when][k]["n"] for k in ("en", "sw")} == {"en": 2, "sw": 2}
         assert all(0 <= ev[when][k]["accuracy"] <= 1 for k in ("en", "sw", "avg"))
     assert ev["adapter"]["base_model"]["name"] == "embedded:gemma-3-270m"
     assert file_sha256(lora / "adapter_model.safetensors") == ev["adapter"]["sha256"]
     assert (lora / "adapter_config.json").exists()
+    baseline = ev["english_only_adapter"]  # the paper's baseline: the same LoRA on the English rows alone
+    assert baseline["training_rows"] == N and baseline["sha256"] != ev["adapter"]["sha256"]
+    assert file_sha256(lora / "english-only" / "adapter_model.safetensors") == baseline["sha256"]
     training = ev["training"]
     kept = training["translation_counts"]["kept"]
     assert training["english"] == N and training["translated"] == 3 * kept  # + both code-switched versions
