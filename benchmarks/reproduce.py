@@ -145,14 +145,19 @@ def build(spec: dict, args, data: Path, log, lever: str | None = None) -> tuple[
 
 
 def permutation_p(a: np.ndarray, b: np.ndarray, n: int, seed: int = 0) -> float:
-    """Two-sided paired permutation test of mean(a) == mean(b) (scipy.stats.permutation_test)."""
-    from scipy.stats import permutation_test
-
-    if np.allclose(a, b):
+    """Two-sided paired permutation test of mean(a) == mean(b): under the null each pair's two values are
+    exchangeable, so the paired differences flip sign at random. The same test as scipy.stats.permutation_test
+    (permutation_type="samples"), which took ~20 s per call on 7,470 pairs x 10,000 resamples here; signs x
+    differences as a matrix product, in chunks, takes well under a second."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if np.allclose(d, 0):
         return 1.0
-    res = permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples",
-                           vectorized=True, n_resamples=n, rng=np.random.default_rng(seed))
-    return float(res.pvalue)
+    rng = np.random.default_rng(seed)
+    observed, extreme = abs(d.mean()), 0
+    for size in [1000] * (n // 1000) + [n % 1000]:
+        signs = rng.integers(0, 2, size=(size, len(d)), dtype=np.int8) * 2 - 1
+        extreme += int(np.sum(np.abs(signs @ d) / len(d) >= observed * (1 - 1e-9)))
+    return (extreme + 1) / (n + 1)  # the observed labelling counts as one of the resamples
 
 
 def summarise(per_seed: list[dict], langs: list[str]) -> dict:
@@ -174,11 +179,13 @@ def task_args(args: argparse.Namespace, spec: dict) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), **filled})
 
 
-def run_task(task_name: str, args, log=print) -> dict:
+def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
+    """The task's table; ``checkpoint(result)`` (if given) gets the table so far after the main rows and
+    after each lever, so a long lever run that is stopped keeps what it finished."""
     spec, data = TASKS[task_name], Path(args.data)
     args = task_args(args, spec)
     timings: dict[str, float] = {}
-    t = time.perf_counter()
+    t0 = t = time.perf_counter()
     folder, summary = build(spec, args, data, log)
     timings["build_s"] = time.perf_counter() - t
     recipe = Recipe.from_dict(summary["stats"]["recipe"])
@@ -219,6 +226,13 @@ def run_task(task_name: str, args, log=print) -> dict:
     cache.save()
     timings["students_s"] = time.perf_counter() - t
     levers = {}
+
+    def assemble() -> dict:
+        return result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets, embedder, folder,
+                           {**timings, "total_s": time.perf_counter() - t0}, results, correct, levers)
+
+    if checkpoint and args.levers:
+        checkpoint(assemble())
     for lever in args.levers:
         t = time.perf_counter()
         lfolder, lsummary = build(spec, args, data, log, lever)
@@ -228,7 +242,14 @@ def run_task(task_name: str, args, log=print) -> dict:
                          "recipe_generation": lsummary["stats"]["recipe"]["generation"],
                          "templates": lsummary["stats"]["recipe"]["templates"], "daftt": lsummary["stats"].get("daftt"),
                          "timings": lsummary["stats"]["timings"], "seconds": round(time.perf_counter() - t, 1)}
+        if checkpoint:
+            checkpoint(assemble())
+    return assemble()
 
+
+def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets, embedder, folder, timings,
+                results, correct, levers) -> dict:
+    """The JSON record of a run: the table with its significance tests, data, models, scale, timings."""
     pooled = {row: np.concatenate([np.mean(correct[row][lang], axis=0) for lang in targets]) for row in results}
     for row in results:
         results[row]["p_vs"] = {base: permutation_p(pooled[row], pooled[base], args.permutations)
@@ -300,18 +321,21 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for task_name in (list(TASKS) if args.task == "all" else [args.task]):
-        t0 = time.perf_counter()
-        res = run_task(task_name, args)
-        res["timings"]["total_s"] = round(time.perf_counter() - t0, 1)
-        usage = resource.getrusage(resource.RUSAGE_SELF)  # cumulative over the tasks run so far
-        res["machine"] = {"platform": platform.platform(), "cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
-                          "cpu_s_so_far": round(usage.ru_utime + usage.ru_stime), "peak_rss_mib": round(usage.ru_maxrss / 1024)}
         stem = out / f"reproduce-{task_name}{args.tag}"
-        stem.with_suffix(".json").write_text(json.dumps(res, indent=2))
-        stem.with_suffix(".md").write_text(markdown(res))
-        plot(res, stem.with_suffix(".png"))
+        res = run_task(task_name, args, checkpoint=lambda partial: write(partial, stem))
+        write(res, stem)
         print(markdown(res))
         print(f"wrote {stem}.json/.md/.png in {res['timings']['total_s']:.0f} s")
+
+
+def write(res: dict, stem: Path) -> None:
+    """The run's JSON (with the machine's state), markdown table and plot."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # cumulative over the tasks run so far
+    res["machine"] = {"platform": platform.platform(), "cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+                      "cpu_s_so_far": round(usage.ru_utime + usage.ru_stime), "peak_rss_mib": round(usage.ru_maxrss / 1024)}
+    stem.with_suffix(".json").write_text(json.dumps(res, indent=2))
+    stem.with_suffix(".md").write_text(markdown(res))
+    plot(res, stem.with_suffix(".png"))
 
 
 if __name__ == "__main__":

@@ -81,3 +81,14 @@ def test_each_task_has_its_own_default_scale_and_flags_override_it():
     assert (nli.per_class, sentiment.per_class) == (400, 120)  # not given: each task's own
     assert nli.target_limit is None and sentiment.target_limit == 1500
     assert reproduce.task_args(reproduce.parse_args(["--target-limit", "0"]), reproduce.TASKS["sentiment"]).target_limit is None
+
+
+def test_permutation_p_agrees_with_scipy():
+    from scipy.stats import permutation_test
+
+    rng = np.random.default_rng(1)
+    a = (rng.random(300) < 0.55).astype(float)
+    b = (rng.random(300) < 0.5).astype(float)
+    ref = permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples",
+                           vectorized=True, n_resamples=20_000, rng=np.random.default_rng(0)).pvalue
+    assert abs(reproduce.permutation_p(a, b, 20_000) - ref) < 0.02
