@@ -115,7 +115,7 @@ LEVERS = {
     "no-domain": None,  # the prompt templates without the target-domain description
     "daftt": None,  # DAFTT: the generator LoRA-tuned on DAFTT_ROWS labelled source rows first (generate mode)
 }
-DAFTT_ROWS = 300  # "a few hundred labelled source examples" (15% of the 2,000 source rows)
+DAFTT_ROWS = 200  # "a few hundred labelled source examples" (10% of the 2,000 source rows)
 LEVER_ROWS = ("SRC+GEN", "T-top-k", "T-div-k")
 
 
@@ -138,7 +138,7 @@ def build(spec: dict, args, data: Path, log, lever: str | None = None) -> tuple[
             raise ValueError(f"no-domain lever: cannot strip the domain from {recipe.templates}")
     if lever == "daftt":
         recipe.daftt = DafttConfig(mode="generate", train_rows=min(DAFTT_ROWS, args.source_limit),
-                                   finetune=FinetuneConfig(epochs=2, learning_rate=5e-4, batch_size=8, max_length=128))
+                                   finetune=FinetuneConfig(epochs=1, learning_rate=1e-3, batch_size=8, max_length=96))
     name = f"{recipe.name}-bench" + (f"-{lever}" if lever else "")
     summary = build_dataset(recipe.validate(), Path(args.work) / name, Path(args.work) / recipe.name, log=log)
     return Path(args.work) / name, summary
