@@ -212,10 +212,9 @@ def finetune(
                       english_baseline=english_baseline)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
         fail(exc)
-    table = Table(title=f"{lora} (label likelihood, {res['task']}; chance {res['chance']:.3f})")
+    table = Table(title=f"{lora}: accuracy by label likelihood ({res['task']}; chance {res['chance']:.3f})")
     baseline = "english_only" in res
-    for col in ("language", "rows", "accuracy before", *(["accuracy English-only LoRA"] * baseline),
-                "accuracy after", "macro-F1 after"):
+    for col in ("language", "rows", "base LLM", *(["English-only"] * baseline), "STT", "STT macro-F1"):
         table.add_column(col, justify="left" if col == "language" else "right")
     for lang, s in res["after"].items():
         table.add_row(lang, str(s["n"]), f"{res['before'][lang]['accuracy']:.4f}",
