@@ -13,15 +13,16 @@ What runs, per task (everything with the embedded offline models, nothing from t
    `hf_crossaug.modes.build_training_set`, a student from `feature_student.py` (a head on cached frozen
    e5 embeddings, trained with the package's `DistillationTrainer`; epoch chosen on the English dev set),
    accuracy on every target language's dev set.
-3. Mean +- std over seeds, and a paired permutation test (scipy) of each row against SRC+GEN and SRC on
+3. Mean +- std over seeds, and a paired permutation test (sign flips) of each row against SRC+GEN and SRC on
    per-example correctness (averaged over seeds, pooled over target languages).
 
 Scale is reduced from the paper (15K source rows, 130K generations, XLM-R large fine-tuned) to each task's
 ``scale`` in TASKS (NLI: 2,000 source rows, 400 premises per class, each with all three labels, k = 150
 per class; sentiment: 1,200 source rows, 120 prompts per class, k = 60) and frozen e5-small features.
 ``--levers`` adds rows for generator changes (in-context examples, domain description, temperature, DAFTT
-LoRA tuning), each a rebuild of the generations that reuses the cached teacher. Seeds vary the student's initialisation and order and the SRC+GEN / GEN draws; the
-generations, teacher and selections are built once. Only dev splits are read; never a test split.
+LoRA tuning), each a rebuild of the generations that reuses the cached teacher. Seeds vary the student's
+initialisation and order and the SRC+GEN / GEN draws; the generations, teacher and selections are built
+once. Only dev splits are read; never a test split.
 Writes ``benchmarks/results/reproduce-<task>.{json,md,png}``.
 """
 
@@ -96,7 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--levers", nargs="*", default=[], choices=list(LEVERS),
                    help=f"generator levers to add as rows {LEVER_ROWS} (each rebuilds the generations)")
     p.add_argument("--rows", nargs="*", choices=ROWS, default=ROWS,
-                   help="rows of the main table to run (SRC and SRC+GEN always run: the tests compare with them)")
+                   help="rows of the main table to run (SRC and SRC+GEN always run: the significance tests compare with them)")
     p.add_argument("--work", default="outputs/.reproduce-work", help="cache of builds (resumable)")
     p.add_argument("--out", default=str(HERE / "results"), help="where the JSON, table and plot go")
     p.add_argument("--tag", default="", help="suffix of the result files")
