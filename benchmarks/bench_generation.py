@@ -19,11 +19,11 @@ import time
 
 import torch
 
-from hf_crossaug.clean import clean, drop_counts
-from hf_crossaug.data import load_source
-from hf_crossaug.generate import GenerationConfig, LocalGenerator, generate
-from hf_crossaug.prompts import item_prompts, source_premises
-from hf_crossaug.tasks import NLI
+from hf_crossaug.stages.clean import clean, drop_counts
+from hf_crossaug.stages.source import load_source
+from hf_crossaug.stages.generate import GenerationConfig, LocalGenerator, generate
+from hf_crossaug.stages.prompts import item_prompts, source_premises
+from hf_crossaug.config.tasks import NLI
 
 
 def matmul_roofline(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:

@@ -18,7 +18,7 @@ import time
 import numpy as np
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
 
-from hf_crossaug.select import SelectionConfig, select_with_report
+from hf_crossaug.stages.select import SelectionConfig, select_with_report
 
 
 def synthetic(n: int, dim: int = 384, classes: int = 3, seed: int = 0) -> tuple[Dataset, np.ndarray]:

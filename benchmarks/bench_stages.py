@@ -2,7 +2,7 @@
 
 Each measurement runs in its own child process, so its peak resident memory is its own (sampled with
 psutil over the process tree every 50 ms) and no stage inherits another's caches. Baselines, side by side:
-- labelling: ours (`hf_crossaug.teacher.predict_probs`: batches of 64, length-sorted) vs
+- labelling: ours (`hf_crossaug.stages.teacher.predict_probs`: batches of 64, length-sorted) vs
   ``pipeline("text-classification")`` called once per pair, same model object;
 - student training: `DistillationTrainer` on gold + soft-labelled rows vs the stock `Trainer` with
   cross-entropy on the same rows with hard labels (the cost of the KD loss), same model and batch;
@@ -49,8 +49,8 @@ def run_child(cmd: list[str], env: dict | None = None) -> dict:
 
 
 def _data(rows: int):
-    from hf_crossaug.data import load_source
-    from hf_crossaug.tasks import NLI
+    from hf_crossaug.stages.source import load_source
+    from hf_crossaug.config.tasks import NLI
 
     src = str(SNLI) if SNLI.exists() else None  # the packaged seed set when the shared data is absent
     return NLI, load_source(NLI, src, limit=rows if src else None, seed=0)
@@ -59,7 +59,7 @@ def _data(rows: int):
 def _classifier(task):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from hf_crossaug.models import ENCODER_DEFAULT, resolve_model
+    from hf_crossaug.models.resolve import ENCODER_DEFAULT, resolve_model
 
     ref = resolve_model(None, ENCODER_DEFAULT)
     tok = AutoTokenizer.from_pretrained(ref.path)
@@ -72,7 +72,7 @@ def _classifier(task):
 def child_label(kind: str, rows: int) -> dict:
     import torch
 
-    from hf_crossaug.teacher import predict_probs
+    from hf_crossaug.stages.teacher import predict_probs
 
     task, ds = _data(rows)
     model, tok = _classifier(task)
@@ -95,7 +95,7 @@ def child_train(kind: str, rows: int) -> dict:
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from hf_crossaug.trainer import DistillationConfig, DistillationTrainer, prepare_distillation_dataset
+    from hf_crossaug.students.trainer import DistillationConfig, DistillationTrainer, prepare_distillation_dataset
 
     task, gold = _data(rows)
     model, tok = _classifier(task)

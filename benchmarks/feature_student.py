@@ -21,10 +21,10 @@ from datasets import Dataset
 from torch import nn
 from transformers import PrinterCallback, default_data_collator
 
-from hf_crossaug.embed import SentenceEmbedder
+from hf_crossaug.models.embed import SentenceEmbedder
 from hf_crossaug.metrics.functions import classification_scores
-from hf_crossaug.tasks import TaskSpec
-from hf_crossaug.trainer import DistillationConfig, DistillationTrainer
+from hf_crossaug.config.tasks import TaskSpec
+from hf_crossaug.students.trainer import DistillationConfig, DistillationTrainer
 
 
 class FeatureCache:

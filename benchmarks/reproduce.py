@@ -5,12 +5,12 @@
     crossaug bench reproduce --task sentiment      # the same script through the CLI
 
 What runs, per task (everything with the embedded offline models, nothing from the Hub):
-1. `hf_crossaug.builder.build_dataset` on the task's recipe (xnli-sw-synth / mahasent-mr-synth) with the
+1. `hf_crossaug.build.export.build_dataset` on the task's recipe (xnli-sw-synth / mahasent-mr-synth) with the
    shared English source (SNLI dev / SST-3 train) as gold data: generation, cleaning, teacher training and
    labelling (per-epoch probabilities for amb-k / easy-k), every selection strategy. Cached in the work
    folder, so a rerun after a crash resumes.
 2. Every row of the paper's table (GEN, SRC, SRC+GEN, T-<s>, T_pl-<s>) x seed: the training set from
-   `hf_crossaug.modes.build_training_set`, a student from `feature_student.py` (a head on cached frozen
+   `hf_crossaug.students.modes.build_training_set`, a student from `feature_student.py` (a head on cached frozen
    e5 embeddings, trained with the package's `DistillationTrainer`; epoch chosen on the English dev set),
    accuracy on every target language's dev set.
 3. Mean +- std over seeds, and a paired permutation test (sign flips) of each row against SRC+GEN and SRC on
@@ -45,14 +45,14 @@ sys.path.insert(0, str(HERE))
 
 from feature_student import FeatureCache, predict, train_head  # noqa: E402
 
-from hf_crossaug.builder import build_dataset  # noqa: E402
-from hf_crossaug.daftt import DafttConfig  # noqa: E402
-from hf_crossaug.data import load_source  # noqa: E402
-from hf_crossaug.embed import SentenceEmbedder  # noqa: E402
-from hf_crossaug.finetune import FinetuneConfig  # noqa: E402
-from hf_crossaug.models import file_sha256  # noqa: E402
-from hf_crossaug.modes import build_training_set, load_synthetic  # noqa: E402
-from hf_crossaug.recipe import Recipe, SourceConfig  # noqa: E402
+from hf_crossaug.build.export import build_dataset  # noqa: E402
+from hf_crossaug.stages.daftt import DafttConfig  # noqa: E402
+from hf_crossaug.stages.source import load_source  # noqa: E402
+from hf_crossaug.models.embed import SentenceEmbedder  # noqa: E402
+from hf_crossaug.stages.finetune import FinetuneConfig  # noqa: E402
+from hf_crossaug.models.resolve import file_sha256  # noqa: E402
+from hf_crossaug.students.modes import build_training_set, load_synthetic  # noqa: E402
+from hf_crossaug.config.recipe import Recipe, SourceConfig  # noqa: E402
 
 ROOT = HERE.parent
 STRATEGIES_MAIN = ("rand-k", "top-k", "div-k")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from hf_crossaug.filters import filter_translations, translation_drop_counts
-from hf_crossaug.models import MULTILINGUAL_LM, embedded_path
-from hf_crossaug.translate import TranslateConfig, translate
+from hf_crossaug.stages.filters import filter_translations, translation_drop_counts
+from hf_crossaug.models.resolve import MULTILINGUAL_LM, embedded_path
+from hf_crossaug.stages.translate import TranslateConfig, translate
 
 SENTENCES = [
     "The train to the city leaves at seven in the morning.",

@@ -16,24 +16,6 @@ app = typer.Typer(help="LLM-generated, teacher-labelled, selected training data 
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console(stderr=True)
 
-RECIPE_DIRS = (Path("dataset_scripts"), Path(__file__).resolve().parent.parent / "dataset_scripts")
-
-
-def find_recipe(name: str) -> Path:
-    """A recipe file path, or a name looked up in ``./dataset_scripts`` and the package checkout."""
-    path = Path(name)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.exists():
-            raise FileNotFoundError(f"recipe file not found: {path}")
-        return path
-    for folder in RECIPE_DIRS:
-        for cand in (folder / f"{name}.yaml", folder / name / "recipe.yaml"):
-            if cand.exists():
-                return cand
-    known = sorted({p.stem for d in RECIPE_DIRS if d.is_dir() for p in d.glob("*.yaml")})
-    raise FileNotFoundError(f"no recipe named {name!r}; known recipes: {', '.join(known) or 'none'}")
-
-
 def fail(exc: Exception) -> None:
     """One-line error, no traceback, exit code 2 (finished shards and stages stay cached)."""
     # soft_wrap: rich would break a long message over several lines; escape: "[...]" in it is not markup
@@ -54,8 +36,8 @@ def build(
     repo_id: Optional[str] = typer.Option(None, help="Hub repo id written into the card's usage snippet"),
 ):
     """Generate, label, select and export a Hub-layout dataset folder."""
-    from .builder import build_dataset
-    from .recipe import Recipe
+    from .build.export import build_dataset
+    from .config.recipe import Recipe, find_recipe
 
     try:
         path = find_recipe(recipe)
@@ -90,9 +72,14 @@ def print_summary(summary: dict) -> None:
 @app.command("recipes")
 def list_recipes():
     """List the recipes in dataset_scripts/."""
-    for folder in RECIPE_DIRS:
+    from .config.recipe import recipe_dirs
+
+    seen = set()
+    for folder in recipe_dirs():
         for p in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
-            print(p)
+            if p.stem not in seen:
+                seen.add(p.stem)
+                print(p)
 
 
 @app.command()
@@ -118,7 +105,8 @@ def train(
 ):
     """Train a student on English gold + synthetic data in one of the paper's modes (a multiple-choice model
     for copa / storycloze / winograd datasets)."""
-    from .student import StudentConfig, train_student
+    from .config.student import StudentConfig
+    from .students.classification import train_student
 
     try:
         cfg = StudentConfig(model=model, mode=mode, config=config, task=task, epochs=epochs, learning_rate=lr,
@@ -154,7 +142,7 @@ def evaluate(
     crossaug model folder. A file target may name a row slice: LANG=FILE@train[120:]."""
     import json
 
-    from .student import evaluate_model
+    from .students.classification import evaluate_model
 
     try:
         res = evaluate_model(model, parse_targets(target), task=task, limit=limit, batch_size=batch_size)
@@ -199,8 +187,8 @@ def finetune(
         help="also LoRA-tune on the English source alone and score it beside (default: the recipe's stt section)"),
 ):
     """Self-Translate-Train: build the self-translated data, LoRA-tune the LLM on it, evaluate before/after."""
-    from .recipe import Recipe
-    from .stt import run_stt
+    from .config.recipe import Recipe, find_recipe
+    from .methods.stt import run_stt
 
     try:
         path = find_recipe(recipe)

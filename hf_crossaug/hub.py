@@ -16,8 +16,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .builder import BUILD_FILE
-from .student import RESULTS_FILE, save_results
+from .utils.files import BUILD_FILE
+from .students.card import save_results
+from .utils.files import RESULTS_FILE
 
 # Never uploaded: training checkpoints, pickled weights (safetensors only), half-written files, caches.
 MODEL_IGNORE = ["checkpoints/*", "*.bin", "*.pt", "*.pth", "*.pkl", "*.tmp", "runs/*", ".cache/*"]

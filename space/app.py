@@ -26,14 +26,15 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from hf_crossaug.clean import parse_generation
-from hf_crossaug.data import load_source
+from hf_crossaug.stages.clean import parse_generation
+from hf_crossaug.stages.source import load_source
 from hf_crossaug.metrics.functions import diversity_score
-from hf_crossaug.models import ENCODER_DEFAULT, GENERATOR_DEFAULT, resolve_model
-from hf_crossaug.modes import load_synthetic
-from hf_crossaug.prompts import item_prompts, premise_prompts
-from hf_crossaug.student import RESULTS_FILE, build_info, infer_task
-from hf_crossaug.tasks import TASKS, get_task
+from hf_crossaug.models.resolve import ENCODER_DEFAULT, GENERATOR_DEFAULT, resolve_model
+from hf_crossaug.students.modes import load_synthetic
+from hf_crossaug.stages.prompts import item_prompts, premise_prompts
+from hf_crossaug.students.common import build_info, infer_task
+from hf_crossaug.hub import RESULTS_FILE
+from hf_crossaug.config.tasks import TASKS, get_task
 
 MAX_EXAMPLES = 4  # live generation stays well under a minute on a CPU
 
@@ -76,14 +77,14 @@ def classifier(ref: str):
 
 @lru_cache(maxsize=2)
 def generator(ref: str, **sampling):
-    from hf_crossaug.generate import GenerationConfig, LocalGenerator
+    from hf_crossaug.stages.generate import GenerationConfig, LocalGenerator
 
     return LocalGenerator(GenerationConfig(model=ref, batch_size=MAX_EXAMPLES, **sampling))
 
 
 @lru_cache(maxsize=2)
 def embedder(ref: str):
-    from hf_crossaug.embed import SentenceEmbedder
+    from hf_crossaug.models.embed import SentenceEmbedder
 
     return SentenceEmbedder(ref or None)
 
@@ -116,8 +117,8 @@ def probabilities(ref: str, columns: dict[str, list[str]]) -> tuple[list[str], "
     """Class probabilities of a classifier over rows given as text columns (one or two)."""
     from datasets import Dataset
 
-    from hf_crossaug.tasks import TaskSpec
-    from hf_crossaug.teacher import predict_probs
+    from hf_crossaug.config.tasks import TaskSpec
+    from hf_crossaug.stages.teacher import predict_probs
 
     model, tok = classifier(ref)
     names = labels_of(model)

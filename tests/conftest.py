@@ -111,8 +111,8 @@ def tiny_encoder_dir(tmp_path_factory):
     from tokenizers import processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    from hf_crossaug.data import seed_path
-    from hf_crossaug.tasks import NLI, SENTIMENT
+    from hf_crossaug.stages.source import seed_path
+    from hf_crossaug.config.tasks import NLI, SENTIMENT
 
     folder = tmp_path_factory.mktemp("tiny-encoder")
     texts = [seed_path(NLI).read_text(), seed_path(SENTIMENT).read_text()]
@@ -144,7 +144,7 @@ def tiny_built_dataset(tiny_llm_dir, tiny_encoder_dir, tmp_path_factory):
     """``crossaug build`` output (NLI, tiny models, every strategy) whose card names ``HUB_DATASET_ID``."""
     from test_build_tiny import tiny_recipe
 
-    from hf_crossaug.builder import build_dataset
+    from hf_crossaug.build.export import build_dataset
 
     tmp = tmp_path_factory.mktemp("hub-dataset")
     build_dataset(tiny_recipe("nli", tiny_llm_dir, tiny_encoder_dir), tmp / "xnli-sw-synth", tmp / "work",
@@ -155,7 +155,8 @@ def tiny_built_dataset(tiny_llm_dir, tiny_encoder_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_student(tiny_built_dataset, tiny_encoder_dir, tmp_path_factory):
     """A student trained (T-div-k, 1 epoch) on ``tiny_built_dataset``: safetensors, tokenizer, card."""
-    from hf_crossaug.student import StudentConfig, train_student
+    from hf_crossaug.config.student import StudentConfig
+    from hf_crossaug.students.classification import train_student
 
     out = tmp_path_factory.mktemp("hub-student") / "tiny-student"
     cfg = StudentConfig(model=str(tiny_encoder_dir), mode="T-div-k", epochs=1, batch_size=8, max_length=48, limit=24)

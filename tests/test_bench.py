@@ -10,7 +10,7 @@ from datasets import Dataset
 from typer.testing import CliRunner
 
 from hf_crossaug.cli import app
-from hf_crossaug.tasks import SENTIMENT
+from hf_crossaug.config.tasks import SENTIMENT
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

@@ -11,13 +11,13 @@ from huggingface_hub import DatasetCard
 from typer.testing import CliRunner
 
 import hf_crossaug
-from hf_crossaug.builder import build_dataset
-from hf_crossaug.clean import CleanConfig
-from hf_crossaug.generate import GenerationConfig
-from hf_crossaug.models import resolve_model
-from hf_crossaug.recipe import Recipe
-from hf_crossaug.select import SelectionConfig
-from hf_crossaug.teacher import TeacherConfig
+from hf_crossaug.build.export import build_dataset
+from hf_crossaug.stages.clean import CleanConfig
+from hf_crossaug.stages.generate import GenerationConfig
+from hf_crossaug.models.resolve import resolve_model
+from hf_crossaug.config.recipe import Recipe
+from hf_crossaug.stages.select import SelectionConfig
+from hf_crossaug.stages.teacher import TeacherConfig
 
 STRATEGIES = ["rand-k", "top-k", "div-k", "amb-k", "easy-k"]
 

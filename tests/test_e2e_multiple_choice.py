@@ -8,8 +8,8 @@ import sys
 from datasets import load_dataset
 from huggingface_hub import DatasetCard, ModelCard
 
-from hf_crossaug.data import seed_path
-from hf_crossaug.tasks import COPA
+from hf_crossaug.stages.source import seed_path
+from hf_crossaug.config.tasks import COPA
 
 
 def crossaug(*args):

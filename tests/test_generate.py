@@ -13,11 +13,12 @@ import pytest
 import torch
 from datasets import Dataset
 
-from hf_crossaug.data import load_source
-from hf_crossaug.generate import (ContinuationNoRepeatNGram, GenerationConfig, StopAtNewline, generate)
-from hf_crossaug.models import ModelRef
-from hf_crossaug.prompts import item_prompts, source_premises
-from hf_crossaug.tasks import NLI
+from hf_crossaug.stages.source import load_source
+from hf_crossaug.stages.generate import GenerationConfig, generate
+from hf_crossaug.backends.local import ContinuationNoRepeatNGram, StopAtNewline
+from hf_crossaug.models.resolve import ModelRef
+from hf_crossaug.stages.prompts import item_prompts, source_premises
+from hf_crossaug.config.tasks import NLI
 
 
 def nli_prompts(n_premises: int = 4, seed: int = 0, task=NLI) -> Dataset:
@@ -58,7 +59,7 @@ CHILD = textwrap.dedent(
     import torch
     torch.set_num_threads(1)  # same kernels as the in-process run of the test session
     from datasets import Dataset
-    from hf_crossaug.generate import GenerationConfig, LocalGenerator, generate
+    from hf_crossaug.stages.generate import GenerationConfig, LocalGenerator, generate
 
     class SlowGenerator(LocalGenerator):  # sleeping does not touch the RNG: results stay identical
         def __call__(self, prompts):

@@ -10,14 +10,14 @@ import torch
 from datasets import Dataset, load_dataset
 from huggingface_hub import DatasetCard
 
-from hf_crossaug.builder import build_dataset
-from hf_crossaug.daftt import DafttConfig, parse_annotations, split_labelled, training_rows
-from hf_crossaug.finetune import FinetuneConfig, answer_logprobs, answer_text, finetune_lora, load_causal_lm
-from hf_crossaug.generate import GenerationConfig, LocalGenerator, generate
-from hf_crossaug.models import file_sha256, resolve_model
-from hf_crossaug.recipe import Recipe
-from hf_crossaug.stt import predict_labels
-from hf_crossaug.tasks import NLI, SENTIMENT
+from hf_crossaug.build.export import build_dataset
+from hf_crossaug.stages.daftt import DafttConfig, parse_annotations, split_labelled, training_rows
+from hf_crossaug.stages.finetune import FinetuneConfig, answer_logprobs, answer_text, finetune_lora, load_causal_lm
+from hf_crossaug.stages.generate import GenerationConfig, LocalGenerator, generate
+from hf_crossaug.models.resolve import file_sha256, resolve_model
+from hf_crossaug.config.recipe import Recipe
+from hf_crossaug.methods.stt import predict_labels
+from hf_crossaug.config.tasks import NLI, SENTIMENT
 from test_build_tiny import tiny_recipe
 
 PROMPTS = ["Sentence: the film was great\nSentiment:", "Sentence: the food was bad\nSentiment:",
@@ -105,8 +105,8 @@ def test_parse_annotations_counts_drops():
     out = parse_annotations(ds, NLI)
     assert list(out["prompt_label"]) == [0, 1, 2, -1, -1, -1, -1]
     assert list(out["drop_reason"]) == [None, None, None, "unknown_label", "empty", "empty", "unknown_label"]
-    from hf_crossaug.clean import drop_counts
-    from hf_crossaug.daftt import ANNOTATE_REASONS
+    from hf_crossaug.stages.clean import drop_counts
+    from hf_crossaug.stages.daftt import ANNOTATE_REASONS
 
     assert drop_counts(out, ANNOTATE_REASONS) == {"kept": 3, "empty": 2, "unknown_label": 2}
 
@@ -182,7 +182,7 @@ def test_daftt_annotate_with_nothing_parsed_is_a_clear_error(tiny_llm_dir, tiny_
 
 
 def test_lora_sections_keep_old_cache_keys_and_take_the_seed():
-    from hf_crossaug.pipeline import recipe_fingerprint
+    from hf_crossaug.build.pipeline import recipe_fingerprint
 
     base = Recipe.from_dict({"name": "t", "task": "nli"})
     assert "daftt" not in json.dumps(base.to_dict()["generation"])
@@ -200,7 +200,7 @@ def test_lora_sections_keep_old_cache_keys_and_take_the_seed():
 def test_evaluate_lm_scores_each_adapter_on_its_own(tiny_llm_dir, tmp_path):
     """The STT report's columns (base, English-only baseline, STT) must come from separate adapters, not
     from adapters stacked on each other: two adapters taught opposite answers score 1 and 0."""
-    from hf_crossaug.stt import evaluate_lm
+    from hf_crossaug.methods.stt import evaluate_lm
 
     positive = SENTIMENT.labels.index("positive")
     rows = [{"text": t, "label": positive} for t in ("the film was great", "the food was bad", "it opens at nine")]

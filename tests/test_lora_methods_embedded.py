@@ -11,9 +11,9 @@ import yaml
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
-from hf_crossaug.data import seed_path
-from hf_crossaug.models import file_sha256
-from hf_crossaug.tasks import NLI
+from hf_crossaug.stages.source import seed_path
+from hf_crossaug.models.resolve import file_sha256
+from hf_crossaug.config.tasks import NLI
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "dataset_scripts"
 # Swahili NLI pairs written for this test (not from a benchmark), labels in the task's order

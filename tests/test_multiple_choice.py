@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
-from hf_crossaug.clean import MC_REASONS, balance_answers, clean_items, drop_counts, parse_item
-from hf_crossaug.data import load_source
-from hf_crossaug.models import ModelRef
-from hf_crossaug.prompts import multiple_choice_prompts
-from hf_crossaug.recipe import Recipe
-from hf_crossaug.tasks import COPA, STORYCLOZE, WINOGRAD
+from hf_crossaug.stages.clean import MC_REASONS, balance_answers, clean_items, drop_counts, parse_item
+from hf_crossaug.stages.source import load_source
+from hf_crossaug.models.resolve import ModelRef
+from hf_crossaug.stages.prompts import multiple_choice_prompts
+from hf_crossaug.config.recipe import Recipe
+from hf_crossaug.config.tasks import COPA, STORYCLOZE, WINOGRAD
 
 COPA_ITEM = ("Premise: The man lost his keys.\nWhat was the effect?\nOption 1: He could not open the door.\n"
              "Option 2: He sang a song.\nAnswer: 1")
@@ -141,7 +141,7 @@ class ScriptedGenerator:
 
 
 def test_generate_items_runs_the_generate_stage_and_validates(tmp_path):
-    from hf_crossaug.pipeline import generate_items
+    from hf_crossaug.build.pipeline import generate_items
 
     recipe = Recipe.from_dict(mc_recipe(per_class=9, generation={"stop_at_newline": False, "batch_size": 3,
                                                                  "shard_size": 4, "n_shots": 2}))
@@ -159,7 +159,7 @@ def test_generate_items_runs_the_generate_stage_and_validates(tmp_path):
 
 
 def test_build_reports_when_no_item_survives(tmp_path, tiny_llm_dir):
-    from hf_crossaug.builder import build_dataset
+    from hf_crossaug.build.export import build_dataset
 
     recipe = Recipe.from_dict(mc_recipe(per_class=2, generation={
         "model": str(tiny_llm_dir), "stop_at_newline": False, "max_new_tokens": 8, "n_shots": 1}))
@@ -182,7 +182,9 @@ def copa_files(tmp_path_factory):
 def test_train_and_evaluate_mc_student(tmp_path, copa_files, tiny_encoder_dir):
     from huggingface_hub import ModelCard
 
-    from hf_crossaug.student import StudentConfig, evaluate_model, train_student
+    from hf_crossaug.config.student import StudentConfig
+    from hf_crossaug.students.classification import train_student
+    from hf_crossaug.students.evaluate import evaluate_model
 
     d, generated = copa_files
     cfg = StudentConfig(model=str(tiny_encoder_dir), mode="SRC+GEN", task="copa", epochs=2, batch_size=8,

@@ -8,9 +8,9 @@ import pytest
 from datasets import ClassLabel
 from typer.testing import CliRunner
 
-from hf_crossaug.data import load_source
-from hf_crossaug.recipe import Recipe
-from hf_crossaug.tasks import NLI, SENTIMENT, MultipleChoiceSpec
+from hf_crossaug.stages.source import load_source
+from hf_crossaug.config.recipe import Recipe
+from hf_crossaug.config.tasks import NLI, SENTIMENT, MultipleChoiceSpec
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "dataset_scripts"
 
@@ -237,9 +237,9 @@ def test_cli_missing_recipe_and_missing_source_name_the_file(tmp_path):
 
 def test_label_map_folds_source_labels_and_leaves_cache_keys_alone(tmp_path):
     """SST-5's five classes fold into the sentiment task's three (the mahasent-mr-synth recipe does this)."""
-    from hf_crossaug.pipeline import recipe_fingerprint
-    from hf_crossaug.recipe import SourceConfig
-    from hf_crossaug.tasks import SENTIMENT
+    from hf_crossaug.build.pipeline import recipe_fingerprint
+    from hf_crossaug.config.recipe import SourceConfig
+    from hf_crossaug.config.tasks import SENTIMENT
 
     path = tmp_path / "sst5.jsonl"
     rows = [("awful", "very negative"), ("meh", "neutral"), ("great", "very positive"), ("fine", "positive")]

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from datasets import Dataset
 
-from hf_crossaug.clean import CleanConfig
-from hf_crossaug.generate import GenerationConfig
-from hf_crossaug.pipeline import run_pipeline
-from hf_crossaug.recipe import Recipe, SourceConfig
-from hf_crossaug.teacher import TeacherConfig
-from hf_crossaug.translate import TranslateConfig, code_switched_pairs
+from hf_crossaug.stages.clean import CleanConfig
+from hf_crossaug.stages.generate import GenerationConfig
+from hf_crossaug.build.pipeline import run_pipeline
+from hf_crossaug.config.recipe import Recipe, SourceConfig
+from hf_crossaug.stages.teacher import TeacherConfig
+from hf_crossaug.stages.translate import TranslateConfig, code_switched_pairs
 
 SW = [("Bidhaa hii ni nzuri sana, naipenda kabisa.", "positive"),
       ("Huduma ilikuwa mbaya na chakula kilichelewa.", "negative"),
@@ -72,7 +72,7 @@ def test_direct_route_prompts_with_target_language_examples(tiny_llm_dir, tiny_e
 
 
 def test_pipeline_code_switch_rows_labelled_from_english(tiny_llm_dir, tiny_encoder_dir, tmp_path, monkeypatch):
-    import hf_crossaug.translate as tr
+    import hf_crossaug.stages.translate as tr
 
     class Upper(tr.TranslationBackend if hasattr(tr, "TranslationBackend") else object):
         ref = tr.backend_ref(TranslateConfig(model="fake/mt"))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, Features, List, Value
 
-from hf_crossaug.select import (
+from hf_crossaug.stages.select import (
     STRATEGIES,
     SelectionConfig,
     SelectionContext,

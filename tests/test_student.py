@@ -12,10 +12,10 @@ import pytest
 import yaml
 from datasets import Dataset, Features, List, Value
 
-from hf_crossaug.data import load_source
-from hf_crossaug.modes import build_training_set, load_synthetic, mode_names, parse_mode, row_counts
-from hf_crossaug.select import STRATEGIES, SelectionConfig, select_all
-from hf_crossaug.tasks import NLI
+from hf_crossaug.stages.source import load_source
+from hf_crossaug.students.modes import build_training_set, load_synthetic, mode_names, parse_mode, row_counts
+from hf_crossaug.stages.select import STRATEGIES, SelectionConfig, select_all
+from hf_crossaug.config.tasks import NLI
 
 PER_CLASS, K = 10, 2  # raw: 30 rows; each selection config: 6 rows
 
@@ -143,7 +143,9 @@ def eval_files(tmp_path_factory):
 def test_train_student_then_evaluate_writes_model_and_card(tmp_path, synth_dir, eval_files, tiny_encoder_dir):
     from huggingface_hub import ModelCard
 
-    from hf_crossaug.student import StudentConfig, evaluate_model, train_student
+    from hf_crossaug.config.student import StudentConfig
+    from hf_crossaug.students.classification import train_student
+    from hf_crossaug.students.evaluate import evaluate_model
 
     cfg = StudentConfig(model=str(tiny_encoder_dir), mode="T-div-k", epochs=2, batch_size=8, max_length=48,
                         limit=24, seed=0)
@@ -170,7 +172,8 @@ def test_train_student_then_evaluate_writes_model_and_card(tmp_path, synth_dir, 
 
 
 def test_target_dev_selection_is_explicit(tmp_path, synth_dir):
-    from hf_crossaug.student import StudentConfig, train_student
+    from hf_crossaug.config.student import StudentConfig
+    from hf_crossaug.students.classification import train_student
 
     with pytest.raises(ValueError, match="target-dev"):
         train_student(StudentConfig(select_by="target-dev"), str(synth_dir), "seed", None, tmp_path)

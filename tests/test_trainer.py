@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset
 
-from hf_crossaug.trainer import (
+from hf_crossaug.students.trainer import (
     DistillationCollator,
     DistillationConfig,
     DistillationTrainer,

@@ -8,10 +8,10 @@ import pytest
 import torch
 from datasets import Dataset
 
-from hf_crossaug.filters import (REASONS, filter_translations, is_repetitive, script_share,
+from hf_crossaug.stages.filters import (REASONS, filter_translations, is_repetitive, script_share,
                                  translation_drop_counts, translation_drop_reason)
-from hf_crossaug.models import ModelRef
-from hf_crossaug.translate import (EXAMPLES, LLMBackend, Seq2SeqBackend, TranslateConfig, lang_code, make_backend,
+from hf_crossaug.models.resolve import ModelRef
+from hf_crossaug.stages.translate import (EXAMPLES, LLMBackend, Seq2SeqBackend, TranslateConfig, lang_code, make_backend,
                                    model_family, self_translation_prompt, translate)
 
 EN = "The farmers sold their maize at the market yesterday."
@@ -271,7 +271,7 @@ def test_ctranslate2_backend_matches_transformers(marian_dir, tmp_path):
     out_dir = tmp_path / "ct2"
     ctranslate2.converters.TransformersConverter(str(marian_dir)).convert(str(out_dir))
     cfg = TranslateConfig(backend="ctranslate2", model=str(out_dir), tgt="sw", batch_size=2, max_new_tokens=6)
-    from hf_crossaug.translate import CTranslate2Backend
+    from hf_crossaug.stages.translate import CTranslate2Backend
 
     ct2 = CTranslate2Backend(cfg, tokenizer_path=str(marian_dir))
     hf = Seq2SeqBackend(TranslateConfig(model=str(marian_dir), max_new_tokens=6))
@@ -303,12 +303,12 @@ def test_llm_self_translation_structure(tiny_llm_dir, tmp_path):
 
 
 def test_pipeline_translate_train_route(tiny_llm_dir, tiny_encoder_dir, tmp_path, monkeypatch):
-    import hf_crossaug.translate as tr
-    from hf_crossaug.clean import CleanConfig
-    from hf_crossaug.generate import GenerationConfig
-    from hf_crossaug.pipeline import recipe_fingerprint, run_pipeline
-    from hf_crossaug.recipe import Recipe
-    from hf_crossaug.teacher import TeacherConfig
+    import hf_crossaug.stages.translate as tr
+    from hf_crossaug.stages.clean import CleanConfig
+    from hf_crossaug.stages.generate import GenerationConfig
+    from hf_crossaug.build.pipeline import recipe_fingerprint, run_pipeline
+    from hf_crossaug.config.recipe import Recipe
+    from hf_crossaug.stages.teacher import TeacherConfig
 
     class Reverser(CountingBackend):  # Latin-script "Swahili" that passes the filters unless the input loops
         def translate(self, texts, src, tgt):

@@ -1,0 +1,111 @@
+"""The in-process generator: a causal LM loaded once with transformers, generating batches with left padding."""
+
+from __future__ import annotations
+
+import torch
+
+from ..config.generate import GenerationConfig, adapter_sha256
+from ..models.resolve import GENERATOR_DEFAULT, ModelRef, resolve_model
+
+
+class ContinuationNoRepeatNGram:
+    """``no_repeat_ngram_size`` restricted to generated tokens (rows are left-padded, so they align)."""
+
+    def __init__(self, n: int, prompt_len: int):
+        self.n, self.prompt_len = n, prompt_len
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        gen = input_ids[:, self.prompt_len :]
+        if gen.shape[1] < self.n:
+            return scores
+        for row, seq in enumerate(gen.tolist()):
+            prefix = tuple(seq[-(self.n - 1) :]) if self.n > 1 else ()
+            banned = [seq[i + self.n - 1] for i in range(len(seq) - self.n + 1)
+                      if tuple(seq[i : i + self.n - 1]) == prefix]
+            if banned:
+                scores[row, banned] = -float("inf")
+        return scores
+
+
+class StopAtNewline:
+    """Per-row stopping once a row's continuation contains a newline token."""
+
+    def __init__(self, newline_ids: torch.Tensor, prompt_len: int):
+        self.newline_ids, self.prompt_len = newline_ids, prompt_len
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        gen = input_ids[:, self.prompt_len :]
+        return torch.isin(gen, self.newline_ids).any(dim=1)
+
+
+class LocalGenerator:
+    """A causal LM loaded once with transformers, generating batches with left padding."""
+
+    def __init__(self, config: GenerationConfig):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.config = config
+        self.ref: ModelRef = resolve_model(config.model, GENERATOR_DEFAULT, config.revision)
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(config.dtype)
+        if dtype is None:
+            raise ValueError(f"generation dtype must be float32 or bfloat16, got {config.dtype!r}")
+        self.tokenizer = AutoTokenizer.from_pretrained(self.ref.path, revision=self.ref_revision())
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(
+            self.ref.path, revision=self.ref_revision(), dtype=dtype, use_safetensors=True
+        ).eval()
+        if config.adapter:  # merged once: generation then runs at the base model's speed
+            from peft import PeftModel
+
+            adapter_sha256(config.adapter)  # a clear error for a folder without the safetensors file
+            self.model = PeftModel.from_pretrained(self.model, config.adapter).merge_and_unload().eval()
+        vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+        decoded = [self.tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
+        self.newline_ids = torch.tensor([i for i, s in enumerate(decoded) if "\n" in s])
+
+    def provenance(self) -> dict:
+        return self.ref.provenance()
+
+    def ref_revision(self) -> str | None:
+        return self.config.revision if self.ref.path == self.ref.name else None
+
+    def format_prompts(self, prompts: list[str]) -> list[str]:
+        if self.config.prompt_style != "instruct" or not self.tokenizer.chat_template:
+            return prompts
+        return [
+            self.tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                               add_generation_prompt=True)
+            for p in prompts
+        ]
+
+    @torch.inference_mode()
+    def __call__(self, prompts: list[str]) -> tuple[list[str], list[int]]:
+        """Continuations (decoded, special tokens stripped) and their token counts."""
+        cfg = self.config
+        enc = self.tokenizer(self.format_prompts(prompts), return_tensors="pt", padding=True)
+        prompt_len = enc["input_ids"].shape[1]
+        processors, stops = [], []
+        if cfg.no_repeat_ngram_size:
+            processors.append(ContinuationNoRepeatNGram(cfg.no_repeat_ngram_size, prompt_len))
+        if cfg.stop_at_newline and cfg.prompt_style == "fewshot" and len(self.newline_ids):
+            stops.append(StopAtNewline(self.newline_ids, prompt_len))
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        out = self.model.generate(
+            **enc,
+            do_sample=cfg.temperature > 0,
+            temperature=cfg.temperature if cfg.temperature > 0 else None,
+            top_p=cfg.top_p if cfg.temperature > 0 else None,
+            max_new_tokens=cfg.max_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            logits_processor=LogitsProcessorList(processors),
+            stopping_criteria=StoppingCriteriaList(stops),
+        )
+        gen = out[:, prompt_len:]
+        mask = gen != self.tokenizer.pad_token_id
+        texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)
+        return texts, mask.sum(dim=1).tolist()
+
+

@@ -1,0 +1,68 @@
+"""The build: run a recipe's pipeline once, select every configured subset, and write a Hub-layout folder.
+
+The folder is the exact layout of a Hub dataset repo -- ``README.md`` (card with YAML ``configs:``),
+``data/<config>/train-00000-of-00001.parquet`` and ``crossaug_build.json`` -- so ``load_dataset(folder,
+"div-k")`` and ``load_dataset("crossaug/xnli-sw-synth", "div-k")`` behave alike without remote code. Each
+config is written once, straight from its `Dataset` (as distilabel's ``Distiset`` does): no builder cache,
+one copy of the data on disk. The expensive stages are cached in the work folder by the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from ..config.recipe import Recipe
+from ..config.select import RAW
+from ..models.embed import SentenceEmbedder
+from ..stages.select import SelectionContext, select_with_report
+from ..utils.files import BUILD_FILE, MARKER_FILE, WorkLock, check_replaceable, replace_output_folder
+from .card import dataset_card
+from .pipeline import preflight, run_pipeline
+
+
+def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path | None = None,
+                  repo_id: str | None = None, log=print) -> dict:
+    """Run ``recipe`` and write its Hub-layout folder to ``output_dir``; returns the summary.
+
+    ``output_dir`` is replaced only if an earlier build wrote it; the work folder is locked for the
+    whole build, so two builds never write the same cache files.
+    """
+    out = Path(output_dir)
+    work = Path(work_dir) if work_dir else out.parent / f".{out.name}-work"
+    check_replaceable(out)  # before hours of work, not after
+    recipe.validate()
+    with WorkLock(work):
+        preflight(recipe)
+        result = run_pipeline(recipe, work, log)
+        raw = result.raw
+        embedder = None
+        tables, reports = {RAW: raw}, {}
+        for name in recipe.selection.strategies:
+            if embedder is None:  # one embedder (and one embedding pass) for every strategy that needs it
+                embedder = SelectionContext(recipe.selection, None, SentenceEmbedder(
+                    recipe.teacher.model, recipe.teacher.revision), tuple(recipe.task_spec.text_columns))
+            ds, reports[name] = select_with_report(raw, name, recipe.selection, context=embedder)
+            tables[name] = ds.flatten_indices()
+        tmp = out.with_name(f".{out.name}.crossaug-tmp-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)  # our own leftover: the name carries this process's PID
+        tmp.mkdir(parents=True)
+        (tmp / MARKER_FILE).touch()
+        try:
+            for name, ds in tables.items():
+                (tmp / "data" / name).mkdir(parents=True)
+                ds.to_parquet(str(tmp / "data" / name / "train-00000-of-00001.parquet"))
+            repo_id = repo_id or f"crossaug/{recipe.name}"
+            rows = {n: len(d) for n, d in tables.items()}
+            dataset_card(recipe, result, rows, reports, list(raw.column_names), repo_id).save(tmp / "README.md")
+            # repo_id: where the card says the dataset lives (students name it in their cards; push updates it)
+            (tmp / BUILD_FILE).write_text(json.dumps({**result.stats, "repo_id": repo_id}, indent=2, default=str))
+            replace_output_folder(tmp, out)  # the finished folder appears at once, never half-written
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+    return {"output": str(out), "rows": rows, "stats": result.stats,
+            "reports": {n: r.selected for n, r in reports.items()}}

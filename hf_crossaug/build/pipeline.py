@@ -1,0 +1,277 @@
+"""Running a recipe's stages in order: source -> generate -> clean -> teacher label.
+
+Each stage is a ``Dataset -> Dataset`` function in its own module; this file only wires them, records
+counts and timings for the card, and caches the labelled result (``raw``) by the recipe's fingerprint
+so that every selection config of a build reuses one generation and one labelling run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from functools import cache
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, Features, Value, concatenate_datasets
+
+from ..version import __version__
+from ..stages.clean import MC_REASONS, balance_answers, clean, clean_items, drop_counts
+from ..stages.daftt import ANNOTATE_REASONS, annotation_prompts, parse_annotations, split_labelled, training_rows
+from ..stages.select import STRATEGIES
+from ..stages.source import check_source, load_configured, seed_path
+from ..stages.finetune import finetune_lora
+from ..config.generate import GenerationConfig
+from ..stages.generate import generate, make_generator
+from ..utils.fingerprint import fingerprint
+from ..models.resolve import ENCODER_DEFAULT, GENERATOR_DEFAULT, check_model
+from ..stages.prompts import item_prompts, multiple_choice_prompts, premise_prompts, source_premises
+from ..config.recipe import TRANSLATING, Recipe
+from ..config.tasks import MultipleChoiceSpec
+from ..stages.teacher import Teacher, label, train_teacher
+from ..stages.translate import code_switched_pairs, translate_generations
+
+@dataclass
+class PipelineResult:
+    raw: Dataset
+    stats: dict = field(default_factory=dict)  # counts per stage, timings, provenance for the card
+
+
+def _count_line(counts: dict) -> str:
+    """``{"prompts": 9, "kept": 0, "too_short": 9, ...}`` -> ``"9 prompts, 0 kept, too_short 9"`` (zeros left out)."""
+    drops = ", ".join(f"{k} {v}" for k, v in counts.items() if k not in ("prompts", "kept") and v)
+    return f"{counts['prompts']} prompts, {counts['kept']} kept" + (f", {drops}" if drops else "")
+
+
+# Everything whose code shapes ``raw``: a change in any of these files invalidates cached builds.
+SHAPING = ("config", "stages", "backends", "models", "utils", "seed_data", "build/pipeline.py", "version.py")
+
+
+@cache
+def code_fingerprint() -> str:
+    """Hash of the source of every module that shapes the pipeline's output (not the card or the CLI)."""
+    root = Path(__file__).resolve().parent.parent
+    files = sorted(f for part in SHAPING for f in ([root / part] if (root / part).is_file() else
+                                                   (root / part).rglob("*")) if f.is_file() and f.suffix != ".pyc")
+    return fingerprint(*[(str(f.relative_to(root)), hashlib.sha256(f.read_bytes()).hexdigest()) for f in files])
+
+
+def recipe_fingerprint(recipe: Recipe) -> str:
+    """The cache key of ``raw``: the recipe minus what only acts on top of ``raw``, plus the code."""
+    data = recipe.to_dict()
+    data.pop("selection")  # selection runs on top of raw; it does not change raw
+    data.pop("stt")  # the LLM is fine-tuned on raw; it does not change raw
+    gen = data["generation"]
+    for key in ("base_url", "api_key_env", "max_in_flight", "request_timeout", "max_retries", "max_failed_fraction"):
+        gen.pop(key)  # where and how answers are fetched, not what they are
+    if recipe.route not in TRANSLATING:
+        data.pop("translate")  # unused
+    if isinstance(recipe.task_spec, MultipleChoiceSpec):
+        data.pop("teacher")  # multiple-choice builds have no teacher
+    return fingerprint(data, __version__, code_fingerprint())
+
+
+def preflight(recipe: Recipe) -> None:
+    """Check what a recipe names -- data files and models -- before any work starts (one line each)."""
+    task = recipe.task_spec
+    for name in recipe.selection.strategies:
+        if name not in STRATEGIES:
+            raise ValueError(f"recipe {recipe.name!r}: field 'selection.strategies' names unknown strategy {name!r} "
+                             f"(known: {', '.join(STRATEGIES)})")
+    for field_name in ("source", "dev", "fewshot_source"):
+        cfg = getattr(recipe, field_name)
+        if cfg is not None:
+            check_source(task, cfg.path, f"recipe {recipe.name!r}: field '{field_name}.path'")
+    models = [("teacher.model", recipe.teacher.model, ENCODER_DEFAULT, recipe.teacher.revision)]
+    if recipe.generation.backend == "local" and recipe.items_from == "generate":
+        models.append(("generation.model", recipe.generation.model, GENERATOR_DEFAULT, recipe.generation.revision))
+    if recipe.route in TRANSLATING and recipe.translate.model:
+        models.append(("translate.model", recipe.translate.model, GENERATOR_DEFAULT, recipe.translate.revision))
+    if isinstance(task, MultipleChoiceSpec):
+        models.pop(0)
+    for field_name, ref, default, revision in models:
+        check_model(ref, default, revision, f"recipe {recipe.name!r}: field {field_name!r}")
+
+
+def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineResult:
+    """Run (or reuse) generation, cleaning and teacher labelling for ``recipe``."""
+    work = Path(work_dir)
+    fp = recipe_fingerprint(recipe)
+    raw_file, stats_file = work / f"raw-{fp}.parquet", work / f"raw-{fp}.json"
+    if raw_file.exists() and stats_file.exists():
+        stats = json.loads(stats_file.read_text())
+        # the cache key leaves out ``selection``, so the cached copy of the recipe may hold another one
+        stats["recipe"] = recipe.to_dict()
+        return PipelineResult(Dataset.from_parquet(str(raw_file), keep_in_memory=True), stats)
+    task = recipe.task_spec
+    timings: dict[str, float] = {}
+    stats: dict = {"counts": {}, "timings": timings}
+
+    t = time.perf_counter()
+    source = load_configured(task, recipe.source, recipe.generation.seed)
+    dev = load_configured(task, recipe.dev) if recipe.dev is not None else None
+    source_name = (recipe.source.path if recipe.source.path not in (None, "", "seed")
+                   else f"hf_crossaug seed set ({seed_path(task).name})")
+    stats["source"] = {"name": source_name, "split": recipe.source.split, "rows": len(source),
+                       "invalid_dropped": source.info.description or None,
+                       "dev": recipe.dev.path if recipe.dev else None}
+    shots = source  # where the few-shot examples come from: English source, or target-language examples
+    if recipe.route == "direct":
+        fs = recipe.fewshot_source
+        shots = load_configured(task, fs, recipe.generation.seed)
+        stats["source"]["fewshot"] = {"name": fs.path, "split": fs.split, "rows": len(shots),
+                                      "language": recipe.language}
+    timings["load_source"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if isinstance(task, MultipleChoiceSpec):
+        raw = generate_items(recipe, task, shots, None, work, stats, log)
+        timings["generate"] = time.perf_counter() - t
+        stats["teacher"] = None  # the paper trains on the generated items as they are
+        return _save(raw, stats, recipe, raw_file, stats_file)
+    if recipe.items_from == "source":  # the labelled rows themselves, e.g. for Self-Translate-Train
+        items = source.map(lambda r: {"prompt_label": r["label"], "domain": "source data"}, remove_columns=["label"])
+        stats["counts"]["source_rows"] = {"prompts": len(items), "kept": len(items)}
+        stats["generator"] = None
+    elif recipe.daftt is not None:
+        items = _daftt_items(recipe, task, source, work, stats, log)
+    else:
+        items = _generated_items(recipe, task, shots, recipe.generation, recipe.generation.prompt_style, work,
+                                 stats, log)
+    timings["generate"] = time.perf_counter() - t
+
+    kept = items.add_column("id", [f"{recipe.name}-{i:06d}" for i in range(len(items))])
+    kept = kept.select_columns(["id", *task.text_columns, "prompt_label", "domain"]).flatten_indices()
+    kept = kept.cast_column("prompt_label", task.class_label())
+    if recipe.route in TRANSLATING:
+        log(f"[2b/3] translating {len(kept)} generations into {recipe.language!r} ({recipe.translate.backend})")
+        t = time.perf_counter()
+        kept, stats["counts"]["translation"], stats["translator"] = translate_generations(
+            kept, task.text_columns, recipe.translate, recipe.language, work)
+        if recipe.code_switch:
+            kept = code_switched_pairs(kept, task.text_columns, recipe.translate.src, recipe.language)
+            stats["counts"]["translation"]["code_switched_rows"] = len(kept) - stats["counts"]["translation"]["kept"]
+        timings["translate"] = time.perf_counter() - t
+
+    log(f"[3/3] training the teacher on {len(source)} source rows and labelling {len(kept)} generations")
+    t = time.perf_counter()
+    teacher: Teacher = train_teacher(source, task, recipe.teacher, work, dev, source_name)
+    timings["teacher_train"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if recipe.route in TRANSLATING:  # the teacher learnt English: it labels the English originals
+        view = kept.select_columns([f"{c}_en" for c in task.text_columns])
+        view = view.rename_columns({f"{c}_en": c for c in task.text_columns})
+        labelled = label(view, task, teacher, recipe.teacher.max_length).remove_columns(list(task.text_columns))
+        raw = concatenate_datasets([kept, labelled], axis=1)
+    else:
+        raw = label(kept, task, teacher, recipe.teacher.max_length)
+    timings["teacher_label"] = time.perf_counter() - t
+    stats["teacher"] = teacher.card_fields()
+    return _save(raw, stats, recipe, raw_file, stats_file)
+
+
+def _save(raw: Dataset, stats: dict, recipe: Recipe, raw_file: Path, stats_file: Path) -> PipelineResult:
+    """Write ``raw`` and its stats atomically into the work folder (the cache of the next build)."""
+    stats["counts"]["labelled"] = len(raw)
+    stats["recipe"] = recipe.to_dict()
+    stats["package_version"] = __version__
+
+    raw.to_parquet(str(raw_file) + ".tmp")
+    raw_file.with_suffix(".parquet.tmp").replace(raw_file)
+    stats_file.write_text(json.dumps(stats, indent=2, default=str))
+    return PipelineResult(raw, stats)
+
+
+def generate_items(recipe: Recipe, task: MultipleChoiceSpec, shots: Dataset, generator,
+                   work: Path, stats: dict, log=print) -> Dataset:
+    """Multiple choice (arXiv 2305.14288): ``per_class`` few-shot prompts, each completed into one whole
+    item (answer included), parsed and validated, answer positions balanced."""
+    gen_cfg = recipe.generation
+    generator = generator or make_generator(gen_cfg, work)
+    stats["generator"] = generator.provenance()
+    prompts = multiple_choice_prompts(task, shots, recipe.per_class, gen_cfg.prompt_style, gen_cfg.n_shots,
+                                      gen_cfg.seed)
+    log(f"[1/1] generating {len(prompts)} {task.name} items from {gen_cfg.n_shots}-shot prompts")
+    items = generate(prompts, gen_cfg, work, generator, desc="items")
+    # few-shot prompts end with the format's opening ("Premise:"), which the continuation lacks
+    prefix = task.templates["fewshot.item"].split("{examples}")[-1].strip() if gen_cfg.prompt_style == "fewshot" else ""
+    items = clean_items(items, task, recipe.clean, prefix)
+    stats["counts"]["generations"] = {"prompts": len(items), **drop_counts(items, MC_REASONS)}
+    if stats["counts"]["generations"]["kept"] == 0:
+        raise ValueError(f"no generated item survived validation: {_count_line(stats['counts']['generations'])}")
+    stats["generated_tokens"] = int(sum(items["generated_tokens"]))
+    kept = items.filter(lambda r: r is None, input_columns="drop_reason")
+    kept = kept.add_column("id", [f"{recipe.name}-{i:06d}" for i in range(len(kept))])
+    kept = kept.select_columns(["id", *task.text_columns, "label"])
+    kept = kept.cast(Features({"id": Value("string"), **task.source_features()}))
+    return balance_answers(kept, task, gen_cfg.seed)
+
+
+def _generated_items(recipe: Recipe, task, shots: Dataset, gen_cfg: GenerationConfig, style: str, work: Path,
+                     stats: dict, log) -> Dataset:
+    """Class-conditioned generation (NLI: premises first, then a hypothesis per premise and label),
+    cleaned; returns the kept rows. ``style`` picks the templates (fewshot, instruct, or lm for a
+    fine-tuned generator)."""
+    generator = make_generator(gen_cfg, work)
+    stats["generator"] = generator.provenance()
+    domains = recipe.domain_list
+    premises = None
+    if task.two_step:
+        if recipe.premise_source == "source":
+            premises = source_premises(shots, recipe.per_class, gen_cfg.seed)
+            stats["counts"]["premises"] = {"prompts": len(premises), "kept": len(premises)}
+        else:
+            log(f"[1/3] generating {recipe.per_class} premises over {len(domains)} domains")
+            pp = premise_prompts(task, shots, recipe.per_class, domains, style, gen_cfg.n_shots, gen_cfg.seed)
+            pp = clean(generate(pp, gen_cfg, work, generator, desc="premises"), "premise", recipe.clean)
+            stats["counts"]["premises"] = {"prompts": len(pp), **drop_counts(pp)}
+            premises = [{"prompt_id": r["prompt_id"], "premise": r["premise"], "domain": r["domain"]}
+                        for r in pp if r["drop_reason"] is None]
+            if not premises:
+                raise ValueError(f"no premise survived cleaning: {_count_line(stats['counts']['premises'])}")
+    prompts = item_prompts(task, shots, recipe.per_class, domains, style, gen_cfg.n_shots, gen_cfg.seed, premises)
+    log(f"[2/3] generating {len(prompts)} class-conditioned {task.generated_column!r} values "
+        f"({task.num_labels} classes)")
+    items = generate(prompts, gen_cfg, work, generator, desc=task.generated_column)
+    keys = tuple(c for c in task.text_columns if c != task.generated_column)
+    items = clean(items, task.generated_column, recipe.clean, key_columns=keys)
+    stats["counts"]["generations"] = {"prompts": len(items), **drop_counts(items)}
+    if stats["counts"]["generations"]["kept"] == 0:
+        raise ValueError(f"no generation survived cleaning: {_count_line(stats['counts']['generations'])}")
+    stats["generated_tokens"] = int(sum(items["generated_tokens"]))
+    return items.filter(lambda r: r is None, input_columns="drop_reason")
+
+
+def _daftt_items(recipe: Recipe, task, source: Dataset, work: Path, stats: dict, log) -> Dataset:
+    """DAFTT: LoRA-tune the generator on a labelled subset, then annotate the other source inputs or
+    generate new examples through the generate stage with the adapter merged in."""
+    cfg, seed = recipe.daftt, recipe.generation.seed
+    subset, rest = split_labelled(source, cfg, seed)
+    rows = training_rows(task, subset, cfg.mode, task.two_step and recipe.premise_source == "generate",
+                         recipe.domain_list)
+    tune = cfg.finetune if cfg.finetune.model else replace(
+        cfg.finetune, model=recipe.generation.model or GENERATOR_DEFAULT, revision=recipe.generation.revision)
+    log(f"DAFTT: LoRA fine-tuning {tune.model} on {len(rows)} instruction rows from {len(subset)} labelled rows")
+    adapter = finetune_lora(rows, tune, work, GENERATOR_DEFAULT, desc="daftt-lora")
+    # the tuned model answers in the raw instruction format it learnt: no chat template, no examples
+    gen_cfg = replace(recipe.generation, model=tune.model, revision=tune.revision, adapter=str(adapter.path),
+                      temperature=cfg.sampling_temperature, prompt_style="fewshot", n_shots=0)
+    stats["daftt"] = {"mode": cfg.mode, "temperature": gen_cfg.temperature, "labelled_rows": len(subset),
+                      "training_rows": len(rows), "adapter": adapter.card_fields()}
+    if cfg.mode == "generate":
+        return _generated_items(recipe, task, source, gen_cfg, "lm", work, stats, log)
+    generator = make_generator(gen_cfg, work)
+    stats["generator"] = generator.provenance()
+    prompts = annotation_prompts(task, rest, cfg.inputs, seed)
+    log(f"DAFTT: annotating {len(prompts)} unlabelled source inputs at temperature {gen_cfg.temperature}")
+    out = parse_annotations(generate(prompts, gen_cfg, work, generator, desc="annotate"), task)
+    stats["counts"]["annotations"] = {"prompts": len(out), **drop_counts(out, ANNOTATE_REASONS)}
+    kept = out.filter(lambda r: r is None, input_columns="drop_reason")
+    if len(kept) == 0:
+        raise ValueError(f"no annotation named a label: {_count_line(stats['counts']['annotations'])}")
+    stats["daftt"]["agreement_with_withheld_labels"] = round(
+        float(np.mean(np.asarray(list(kept["prompt_label"])) == np.asarray(list(kept["gold_label"])))), 4)
+    stats["generated_tokens"] = int(sum(out["generated_tokens"]))
+    return kept

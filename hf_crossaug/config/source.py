@@ -1,0 +1,24 @@
+"""Configuration of labelled source data (read by `hf_crossaug.stages.source.load_source`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import Problem, at_least, one_of
+
+
+@dataclass
+class SourceConfig:
+    """Labelled English data: ``path`` is a local file or Hub id; ``None`` = the packaged seed set."""
+
+    path: str | None = None
+    split: str = "train"
+    label_column: str = "label"
+    limit: int | None = None  # a seeded subset, for small-scale runs
+    label_map: dict | None = None  # source label (name or id) -> task label, e.g. SST-5 folded into 3 classes
+
+    # rows with an unknown label or empty text: "error" (one line with their count) or "drop" (dropped, counted)
+    on_invalid: str = "error"
+
+    def problems(self) -> list[Problem]:
+        return [*at_least(self, 1, "limit"), one_of(self, "on_invalid", ("error", "drop"))]

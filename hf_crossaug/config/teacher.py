@@ -1,0 +1,27 @@
+"""Configuration of the teacher stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import Problem, at_least
+
+
+@dataclass
+class TeacherConfig:
+    """How the teacher is trained; every field is part of the teacher's cache key."""
+
+    model: str | None = None  # None -> embedded multilingual-e5-small; else a Hub id or folder
+    revision: str | None = None
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    max_length: int = 128
+    seed: int = 42
+    dev_fraction: float = 0.15  # held out from the source when no dev set is given
+    freeze_embeddings: bool = True  # 96M of e5-small's 118M weights; freezing keeps CPU training fast
+
+    def problems(self) -> list[Problem]:
+        return [*at_least(self, 1, "epochs", "batch_size", "max_length"),
+                (self.learning_rate > 0, "learning_rate", "must be > 0"),
+                (0 < self.dev_fraction < 1, "dev_fraction", "must be in (0, 1)")]

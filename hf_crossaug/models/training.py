@@ -1,0 +1,49 @@
+"""What the teacher and every student share: epoch-selected `Trainer` settings and batched prediction."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+
+def epoch_selection_args(output_dir: str, epochs: int, learning_rate: float, batch_size: int, seed: int,
+                         **overrides) -> dict:
+    """`TrainingArguments` fields for "evaluate and save each epoch, keep the best by dev accuracy"."""
+    return dict(
+        output_dir=output_dir, num_train_epochs=epochs, learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size, per_device_eval_batch_size=64,
+        eval_strategy="epoch", save_strategy="epoch", save_only_model=True, save_total_limit=1,
+        load_best_model_at_end=True, metric_for_best_model="accuracy", seed=seed, data_seed=seed,
+        report_to=[], logging_strategy="epoch", disable_tqdm=False, dataloader_pin_memory=torch.cuda.is_available(),
+    ) | overrides
+
+
+@torch.inference_mode()
+def predict_logits(model, tokenizer, texts: list[list[str]], max_length: int = 128, batch_size: int = 64) -> np.ndarray:
+    """Logits of a sequence classifier over parallel text columns ``texts`` (one list per column),
+    batched in length order so padding stays small, returned in the input order."""
+    model.eval()
+    n = len(texts[0]) if texts else 0
+    order = np.argsort([sum(len(t[i]) for t in texts) for i in range(n)], kind="stable")
+    device = next(model.parameters()).device
+    out = None
+    for b in range(0, n, batch_size):
+        idx = order[b: b + batch_size]
+        enc = tokenizer(*[[t[i] for i in idx] for t in texts], truncation=True, max_length=max_length,
+                        padding=True, return_tensors="pt").to(device)
+        logits = model(**enc).logits.float().cpu().numpy()
+        if out is None:
+            out = np.zeros((n, logits.shape[-1]), dtype=np.float32)
+        out[idx] = logits
+    return out if out is not None else np.zeros((0, model.config.num_labels), dtype=np.float32)
+
+
+@contextmanager
+def one_line_load_errors(name: str):
+    """``from_pretrained``'s OSError (missing folder, unknown Hub id, no network) as a one-line ValueError."""
+    try:
+        yield
+    except OSError as exc:
+        raise ValueError(f"cannot load model {name!r}: {str(exc).strip().splitlines()[0]}") from None

@@ -1,0 +1,100 @@
+"""The generate stage: batched local LLM generation over a prompts Dataset, sharded and resumable.
+
+Generation is the slow stage, so finished shards are written to disk as they complete: after a crash
+(or ``kill -9``) a rerun skips them, and because every shard is seeded from (seed, shard index) the
+result equals an uninterrupted run. Work folders are named by an explicit fingerprint (model id +
+revision, prompts, sampling parameters, seed), never by hashing model weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+
+from ..backends.local import LocalGenerator
+from ..config.generate import GenerationConfig
+from ..models.resolve import GENERATOR_DEFAULT, resolve_model
+from ..utils.fingerprint import content_fingerprint, fingerprint, shard_seed
+from ..utils.sharding import run_sharded
+
+
+def make_generator(config: GenerationConfig, work_dir: str | Path):
+    """The generator a config asks for: in process (``local``) or an OpenAI-compatible server (``endpoint``),
+    whose request cache lives in the work folder."""
+    if config.backend == "endpoint":
+        from ..backends.endpoint import EndpointGenerator
+
+        return EndpointGenerator(config, Path(work_dir) / "requests")
+    return LocalGenerator(config)
+
+
+def prompts_fingerprint(prompts: Dataset) -> str:
+    return content_fingerprint(prompts, ["prompt"])
+
+
+def generate(
+    prompts: Dataset,
+    config: GenerationConfig,
+    work_dir: str | Path,
+    generator=None,
+    desc: str = "generate",
+) -> Dataset:
+    """Add ``generation`` (raw continuation) and ``generated_tokens`` columns to a prompts Dataset.
+
+    Shards of ``config.shard_size`` prompts are written to ``work_dir/<fingerprint>/`` as they
+    finish; existing shards are reused, so a rerun after a crash continues where it stopped.
+    """
+    if generator is None and config.backend != "local":
+        generator = make_generator(config, work_dir)  # cheap: the server says which model it serves
+    provenance = (generator.provenance() if generator else
+                  resolve_model(config.model, GENERATOR_DEFAULT, config.revision).provenance())
+    fp = fingerprint(provenance, config.sampling_fingerprint(), prompts_fingerprint(prompts))
+    folder = Path(work_dir) / f"{desc}-{fp}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "fingerprint.json").write_text(json.dumps(
+        {"generator": provenance, "sampling": config.sampling_fingerprint(),
+         "prompts": prompts_fingerprint(prompts), "num_prompts": len(prompts)}, indent=2))
+
+    def make_runner():
+        gen = generator or LocalGenerator(config)
+        if config.backend != "local":
+            return lambda shard, i, bar: _request_shard(shard, gen, config, i, bar)
+        return lambda shard, i, bar: _run_shard(shard, gen, config, i, bar, fp)
+
+    return run_sharded(prompts, folder, config.shard_size, make_runner, desc, unit="prompt")
+
+
+def _request_shard(shard: Dataset, generator, config: GenerationConfig, index: int, bar) -> Dataset:
+    """One shard through a server: every prompt in flight at once (up to ``max_in_flight``), each with its
+    own seed from (seed, row index), so answers do not depend on sharding or on which replica served them.
+    A request that failed for good comes back as ``None`` and is dropped by the clean stage."""
+    first = index * config.shard_size
+    seeds = [shard_seed(config.seed, first + j) for j in range(len(shard))]
+    texts, counts = generator(list(shard["prompt"]), seeds)
+    bar.update(len(texts))
+    return shard.add_column("generation", texts).add_column("generated_tokens", counts)
+
+
+def _run_shard(shard: Dataset, generator: LocalGenerator, config: GenerationConfig, index: int, bar,
+               fp: str) -> Dataset:
+    """Generate one shard with a batched ``Dataset.map``: rows go in length order (less padding) and
+    come back in their original order. The fingerprint is explicit, so ``datasets`` never hashes the
+    model held by the closure."""
+    torch.manual_seed(shard_seed(config.seed, index))
+    lengths = [len(p) for p in shard["prompt"]]
+    order = sorted(range(len(shard)), key=lambda j: (lengths[j], j))
+    tokens = [0]
+
+    def run(batch: dict) -> dict:
+        texts, counts = generator(batch["prompt"])
+        tokens[0] += sum(counts)
+        bar.update(len(texts))
+        bar.set_postfix(tokens=tokens[0])
+        return {"generation": texts, "generated_tokens": counts}
+
+    out = shard.select(order).map(run, batched=True, batch_size=config.batch_size, keep_in_memory=True,
+                                  new_fingerprint=f"{fp}-{index:05d}")
+    return out.select(sorted(range(len(order)), key=order.__getitem__)).flatten_indices()

@@ -1,0 +1,146 @@
+"""Loading labelled source data: the packaged seed set, a local file, or a Hub dataset id.
+
+Everything is normalised to the task's columns plus an integer ``label`` (a ``ClassLabel``), so the
+rest of the pipeline never sees where the data came from. Problems are reported in one line naming
+the file and the column or value that is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+from datasets import Dataset, load_dataset
+
+from ..config.source import SourceConfig
+from ..config.tasks import TaskSpec
+
+FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
+UNLABELLED = {None, -1, "-", ""}
+
+
+def seed_path(task: TaskSpec) -> Path:
+    """The small English seed set shipped with the package for ``task``."""
+    return Path(str(resources.files("hf_crossaug") / "seed_data" / f"{task.name}.jsonl"))
+
+
+def load_configured(task: TaskSpec, config: SourceConfig, seed: int = 0) -> Dataset:
+    """The labelled rows a recipe's ``source:`` / ``dev:`` section names, normalised to the task."""
+    return load_source(task, config.path, config.split, config.label_column, config.limit, seed, config.label_map,
+                       config.on_invalid)
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def check_source(task: TaskSpec, source: str | None, where: str) -> None:
+    """A cheap check that ``source`` can be what it claims, before any work: a file must exist, anything
+    else must look like a Hub dataset id (so a mistyped relative path fails at once, not after retries)."""
+    if source in (None, "", "seed"):
+        return
+    file = source.partition("@")[0] if Path(source.partition("@")[0]).suffix.lower() in FORMATS else source
+    path = Path(file).expanduser()
+    if path.exists():
+        return
+    if path.suffix.lower() in FORMATS or not HUB_ID.match(file) or file.startswith("."):
+        raise FileNotFoundError(f"{where}: {source} is not an existing file and not a Hub dataset id")
+
+
+def load_source(
+    task: TaskSpec,
+    source: str | None = None,
+    split: str = "train",
+    label_column: str = "label",
+    limit: int | None = None,
+    seed: int = 0,
+    label_map: dict | None = None,
+    on_invalid: str = "error",
+) -> Dataset:
+    """Load labelled data for ``task``; ``None`` or ``"seed"`` means the packaged seed set.
+    ``label_map`` renames source labels first (e.g. SST-5's five classes folded into SST-3's three).
+
+    A local file may carry a row slice, ``FILE@train[:120]`` (or pass ``split="train[:120]"``).
+
+    ``limit`` keeps a seeded, class-stratified-by-shuffle subset, so small-scale runs stay balanced.
+    """
+    if source in (None, "", "seed") and not seed_path(task).exists():
+        raise FileNotFoundError(f"no packaged seed set for task {task.name!r}; pass a source file or Hub id")
+    where = str(seed_path(task)) if source in (None, "", "seed") else source
+    file, _, rows = where.partition("@")  # "FILE@train[:120]": a row slice of a local file
+    if rows and Path(file).suffix.lower() in FORMATS:
+        where, split = file, rows
+    path = Path(where).expanduser()
+    if path.suffix.lower() in FORMATS or path.exists():
+        if not path.exists():
+            raise FileNotFoundError(f"source file not found: {path}")
+        fmt = FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise ValueError(f"source file {path} has an unsupported extension; use one of {', '.join(FORMATS)}")
+        kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+        try:
+            # a file is one "train" split; a slice of it ("train[:120]") keeps, e.g., prompt examples apart
+            file_split = split if split.startswith("train[") else "train"
+            ds = load_dataset(fmt, data_files=str(path), split=file_split, **kwargs)
+        except Exception as exc:  # datasets raises many types for a broken file
+            raise ValueError(f"source file {path} could not be read as {fmt}: {str(exc).splitlines()[0]}") from None
+    else:
+        check_source(task, where, "source")
+        try:
+            ds = load_dataset(where, split=split)
+        except Exception as exc:  # no network, no such repo, no such split: one line, not a traceback
+            raise ValueError(f"source {where}: not a local file, and loading it as a Hub dataset failed: "
+                             f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                             ) from None
+    return normalise(ds, task, where, label_column, limit, seed, label_map, on_invalid)
+
+
+def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "label",
+              limit: int | None = None, seed: int = 0, label_map: dict | None = None,
+              on_invalid: str = "error") -> Dataset:
+    """Keep the task's columns and map labels to ids (after ``label_map``). Rows the dataset marks as
+    unlabelled (SNLI's ``-`` / ``-1``) are skipped. Rows with an unknown label or empty text are an error
+    naming how many there are; with ``on_invalid="drop"`` they are dropped and counted instead."""
+    for col in (*task.text_columns, label_column):
+        if col not in ds.column_names:
+            raise ValueError(f"source {where} has no column {col!r} (columns: {', '.join(ds.column_names)})")
+    names = ds.features[label_column].names if hasattr(ds.features[label_column], "names") else None
+    label2id = task.label2id()
+
+    def to_id(value) -> int | None:
+        """Label id, -1 for "unlabelled", None for a value that is no label of the task."""
+        if value in UNLABELLED and not isinstance(value, bool):
+            return -1
+        if names is not None and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
+            value = names[value]
+        if label_map:
+            value = label_map.get(value, value)
+        if isinstance(value, str):
+            return label2id.get(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            return None  # true / 1.7 are not class ids
+        return int(value) if 0 <= int(value) < task.num_labels else None
+
+    rows = {c: list(ds[c]) for c in task.text_columns}
+    raw_labels = list(ds[label_column])
+    labels = [to_id(v) for v in raw_labels]
+    bad_label = [i for i, lab in enumerate(labels) if lab is None]
+    empty = [i for i, lab in enumerate(labels) if lab is not None and lab >= 0
+             and not all(isinstance(rows[c][i], str) and rows[c][i].strip() for c in task.text_columns)]
+    if (bad_label or empty) and on_invalid != "drop":
+        parts = [f"{len(bad_label)} rows with a label that is not one of {', '.join(task.labels)} (first: "
+                 f"{raw_labels[bad_label[0]]!r} in row {bad_label[0]})"] if bad_label else []
+        parts += [f"{len(empty)} rows with empty text (first: row {empty[0]})"] if empty else []
+        raise ValueError(f"source {where}: {'; '.join(parts)}; fix them, or set on_invalid: drop to drop and count "
+                         "them")
+    invalid = set(bad_label) | set(empty)
+    keep = [i for i, lab in enumerate(labels) if i not in invalid and lab >= 0]
+    data = {c: [rows[c][i] for i in keep] for c in task.text_columns}
+    data["label"] = [labels[i] for i in keep]
+    out = Dataset.from_dict(data, features=task.source_features())
+    out.info.description = f"dropped {len(bad_label)} unknown labels, {len(empty)} empty texts" if invalid else ""
+    if limit is not None and limit < len(out):
+        out = out.shuffle(seed=seed).select(range(limit)).flatten_indices()
+    if len(out) == 0:
+        raise ValueError(f"source {where} has no labelled rows for task {task.name!r}")
+    return out

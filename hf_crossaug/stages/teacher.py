@@ -1,0 +1,153 @@
+"""The teacher stage: fine-tune a classifier on English source data, then label every generation.
+
+The teacher is trained with the standard ``Trainer`` and keeps a checkpoint per epoch, because the
+amb-k / easy-k strategies (dataset cartography) need the probability each epoch's model gives to
+each generation, not just the final model's. Model selection uses an English dev set (held out from
+the source when none is given). A trained teacher is cached by fingerprint and reused across builds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from safetensors.torch import load_file, save_file
+from transformers import TrainerCallback
+
+from ..config.teacher import TeacherConfig
+from ..models.training import epoch_selection_args, predict_logits
+from ..utils.fingerprint import content_fingerprint, fingerprint
+from ..models.resolve import ENCODER_DEFAULT, ModelRef, resolve_model
+from ..config.tasks import TaskSpec, teacher_features
+
+DONE_FILE = "teacher.json"
+
+
+@dataclass
+class Teacher:
+    """A trained teacher on disk: the selected model plus one checkpoint per epoch."""
+
+    path: Path
+    base: dict
+    dev_accuracy: float
+    dev_size: int
+    train_size: int
+    epoch_checkpoints: list[str]  # per-epoch snapshots of the trainable weights, relative to ``path``
+    source: str
+
+    def card_fields(self) -> dict:
+        return {"base_model": self.base, "source": self.source, "dev_accuracy": self.dev_accuracy,
+                "dev_size": self.dev_size, "train_size": self.train_size, "epochs": len(self.epoch_checkpoints)}
+
+
+def _tokenize(ds: Dataset, tokenizer, task: TaskSpec, max_length: int) -> Dataset:
+    cols = [list(ds[c]) for c in task.text_columns]
+    enc = tokenizer(*cols, truncation=True, max_length=max_length)
+    out = Dataset.from_dict(dict(enc))
+    return out.add_column("labels", list(ds["label"])) if "label" in ds.column_names else out
+
+
+def train_teacher(
+    source: Dataset,
+    task: TaskSpec,
+    config: TeacherConfig,
+    work_dir: str | Path,
+    dev: Dataset | None = None,
+    source_name: str = "seed",
+) -> Teacher:
+    """Fine-tune (or reuse a cached) teacher on ``source``; select the epoch by dev accuracy."""
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
+                              Trainer, TrainingArguments)
+
+    from ..metrics.functions import classification_scores
+
+    ref: ModelRef = resolve_model(config.model, ENCODER_DEFAULT, config.revision)
+    if dev is None:
+        split = source.train_test_split(test_size=config.dev_fraction, seed=config.seed, stratify_by_column="label")
+        source, dev = split["train"], split["test"]
+    fp = fingerprint(ref.provenance(), asdict(config), content_fingerprint(source), content_fingerprint(dev), task.name)
+    out = Path(work_dir) / f"teacher-{fp}"
+    if (out / DONE_FILE).exists():
+        return Teacher(path=out, **json.loads((out / DONE_FILE).read_text()))
+
+    torch.manual_seed(config.seed)
+    tokenizer = AutoTokenizer.from_pretrained(ref.path)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        ref.path, num_labels=task.num_labels, id2label=dict(enumerate(task.labels)),
+        label2id=task.label2id(), use_safetensors=True,
+    )
+    if config.freeze_embeddings:
+        model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    args = TrainingArguments(**epoch_selection_args(str(out), config.epochs, config.learning_rate, config.batch_size,
+                                                    config.seed, use_cpu=True))
+    snapshots = EpochSnapshots(out / "epochs")
+    trainer = Trainer(
+        model=model, args=args, processing_class=tokenizer,
+        train_dataset=_tokenize(source, tokenizer, task, config.max_length),
+        eval_dataset=_tokenize(dev, tokenizer, task, config.max_length),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=lambda p: classification_scores(np.argmax(p.predictions, -1), p.label_ids),
+        callbacks=[snapshots],
+    )
+    trainer.train()
+    metrics = trainer.evaluate()
+    trainer.save_model(str(out / "best"))
+    for ckpt in out.glob("checkpoint-*"):  # the best model is saved; full checkpoints are not needed
+        shutil.rmtree(ckpt)
+    info = {"base": ref.provenance(), "dev_accuracy": float(metrics["eval_accuracy"]), "dev_size": len(dev),
+            "train_size": len(source), "epoch_checkpoints": snapshots.files, "source": source_name}
+    (out / DONE_FILE).write_text(json.dumps(info, indent=2))
+    return Teacher(path=out, **info)
+
+
+class EpochSnapshots(TrainerCallback):
+    """Saves the trainable weights after every epoch (the frozen embeddings are 80% of the model,
+    so a snapshot is a fraction of a checkpoint); cartography replays them on the generations."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.files = folder, []
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{len(self.files) + 1:03d}.safetensors"
+        save_file({n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad},
+                  str(self.folder / name))
+        self.files.append(f"{self.folder.name}/{name}")
+
+
+def predict_probs(model, tokenizer, ds: Dataset, task: TaskSpec, max_length: int = 128,
+                  batch_size: int = 64) -> np.ndarray:
+    """Softmax probabilities of a sequence classifier over ``ds``."""
+    logits = predict_logits(model, tokenizer, [list(ds[c]) for c in task.text_columns], max_length, batch_size)
+    return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+
+
+def label(ds: Dataset, task: TaskSpec, teacher: Teacher, max_length: int = 128) -> Dataset:
+    """Add ``teacher_probs``, ``teacher_label``, ``teacher_confidence`` and ``epoch_probs`` columns."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(teacher.path / "best"))
+    model = AutoModelForSequenceClassification.from_pretrained(str(teacher.path / "best"), use_safetensors=True)
+    probs = predict_probs(model, tokenizer, ds, task, max_length)
+    per_epoch = []
+    for snap in teacher.epoch_checkpoints:  # the same model object, each epoch's trainable weights swapped in
+        model.load_state_dict(load_file(str(teacher.path / snap)), strict=False)
+        per_epoch.append(predict_probs(model, tokenizer, ds, task, max_length))
+    epochs = np.stack(per_epoch, axis=1) if per_epoch else probs[:, None, :]
+    new = Dataset.from_dict(
+        {
+            "teacher_probs": probs.tolist(),
+            "teacher_label": probs.argmax(-1).tolist(),
+            "teacher_confidence": probs.max(-1).tolist(),
+            "epoch_probs": epochs.tolist(),
+        },
+        features=teacher_features(task),
+    )
+    from datasets import concatenate_datasets
+
+    return concatenate_datasets([ds, new], axis=1)

@@ -1,0 +1,106 @@
+"""Train a student on English gold + selected synthetic data (one of the paper's modes), evaluate it per
+language, and describe it in a model card.
+
+`train_student` runs the standard ``Trainer`` workflow with `DistillationTrainer`: evaluation on a dev
+set after every epoch, the best epoch (dev accuracy) loaded at the end. The dev set is English by
+default (zero-shot model selection, as in the paper); ``select_by="target-dev"`` says the dev set passed
+is in the target language, which is then recorded in the results and the card. The output folder is
+what one uploads to the Hub: safetensors weights, tokenizer, ``crossaug_student.json`` (everything the
+card is rendered from) and ``README.md``. `evaluate_model` adds per-language accuracy / macro-F1 and
+re-renders the card, whose YAML then carries them in the Hub's ``model-index`` format.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config.student import StudentConfig
+from ..config.tasks import MultipleChoiceSpec, get_task
+from ..models.resolve import ENCODER_DEFAULT, resolve_model
+from ..models.training import one_line_load_errors
+from .card import save_results
+from .common import (build_info, dataset_hub_id, fit_best_epoch, gold_and_dev, infer_task, results_dict, student_args,
+                     synthetic)
+from .multiple_choice import train_mc_student
+from .modes import DEFAULT_SIZE_CONFIG, build_training_set, parse_mode, row_counts, synthetic_config
+from .trainer import DistillationConfig, DistillationTrainer, prepare_distillation_dataset
+
+
+def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, output_dir: str | Path = "student",
+                  log=print) -> dict:
+    """Train ``config.mode`` on gold + synthetic data; save model, tokenizer, results and card to ``output_dir``.
+
+    ``dataset_ref``: a built dataset (local folder or Hub id), or a mapping config -> Dataset.
+    ``gold_source``: English labelled data (file, Hub id, ``"seed"`` or a `Dataset`). ``dev``: the
+    model-selection set (file, Hub id or `Dataset`); None holds ``dev_fraction`` of the gold data out
+    (only with ``select_by="english-dev"``). Returns the results dict written to ``crossaug_student.json``.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ..metrics.functions import classification_scores
+
+    t0 = time.perf_counter()
+    mode = parse_mode(config.mode)
+    if config.select_by == "target-dev" and dev is None:
+        raise ValueError("select_by='target-dev' needs a target-language dev set (dev=...)")
+    out = Path(output_dir)
+    info = build_info(dataset_ref)
+    recipe = info.get("recipe", {})
+    if config.task or recipe.get("task"):
+        task = get_task(config.task or recipe["task"])
+    elif mode.config is None:
+        raise ValueError("mode SRC needs the task: pass task=... (no synthetic data to infer it from)")
+    else:
+        first = synthetic(dataset_ref, synthetic_config(mode, config.config))
+        task = infer_task(first.column_names)
+    if isinstance(task, MultipleChoiceSpec):
+
+        return train_mc_student(config, task, dataset_ref, gold_source, dev, out, info, log)
+
+    gold, gold_name, dev_ds, dev_name = gold_and_dev(task, gold_source, dev, config)
+    generated = None if mode.config is None else (
+        dataset_ref if isinstance(dataset_ref, Mapping) else (lambda name: synthetic(dataset_ref, name)))
+    train_rows = build_training_set(mode, gold, generated, task, seed=config.seed, config=config.config)
+    counts = row_counts(train_rows)
+    used_config = synthetic_config(mode, config.config)
+    if mode.draw is not None:
+        used_config = f"raw (random draw sized like {config.config or DEFAULT_SIZE_CONFIG})"
+    log(f"mode {mode.name}: {counts['gold']} gold + {counts['generated']} generated rows "
+        f"({counts['soft']} soft); dev {len(dev_ds)} rows")
+
+    ref = resolve_model(config.model, ENCODER_DEFAULT, config.revision)
+    torch.manual_seed(config.seed)
+    with one_line_load_errors(ref.name):
+        tokenizer = AutoTokenizer.from_pretrained(ref.path)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            ref.path, num_labels=task.num_labels, id2label=dict(enumerate(task.labels)), label2id=task.label2id(),
+            use_safetensors=True)
+    if config.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    args = DistillationConfig(**student_args(config, out), distill_temperature=config.temperature,
+                              kd_formulation=config.kd_formulation)
+    labels = list(range(task.num_labels))
+    trainer = DistillationTrainer(
+        model=model, args=args, processing_class=tokenizer,
+        train_dataset=prepare_distillation_dataset(train_rows, tokenizer, task.text_columns, config.max_length),
+        eval_dataset=prepare_distillation_dataset(dev_ds, tokenizer, task.text_columns, config.max_length),
+        compute_metrics=lambda p: classification_scores(np.argmax(p.predictions, -1), p.label_ids, labels),
+    )
+    fit = fit_best_epoch(trainer, out)
+    dataset = {"ref": str(dataset_ref) if isinstance(dataset_ref, (str, Path)) else None,
+               "hub_id": dataset_hub_id(dataset_ref, info),
+               "config": used_config if mode.config is not None else None, "license": recipe.get("license")}
+    results = results_dict(config, task, out, ref, info, fit, mode=mode.name, dataset=dataset, gold_name=gold_name,
+                           counts=counts, dev_name=dev_name, dev_size=len(dev_ds), t0=t0)
+    save_results(out, results)
+    return results
+
+
+# ---------------------------------------------------------------- model card
+
+# ---------------------------------------------------------------- evaluation

@@ -1,0 +1,143 @@
+"""What every student shares: the synthetic dataset's build info, gold and dev loading, epoch selection,
+and the results dict that ``crossaug_student.json`` and the card are rendered from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+from datasets import Dataset
+
+from ..config.student import StudentConfig
+from ..config.tasks import TASKS, TaskSpec
+from ..models.resolve import ENCODER_DEFAULT
+from ..models.training import epoch_selection_args
+from ..stages.source import load_source, normalise
+from ..utils.files import BUILD_FILE
+from ..version import __version__
+from .modes import load_synthetic
+
+# Hub ids of the models the embedded aliases are converted from (for the card's base_model field).
+EMBEDDED_ORIGINS = {ENCODER_DEFAULT: "intfloat/multilingual-e5-small"}
+
+
+def build_info(dataset_ref) -> dict:
+    """The dataset's ``crossaug_build.json`` (teacher, recipe, counts), or {} when unavailable."""
+    if not isinstance(dataset_ref, (str, Path)):
+        return {}
+    folder = Path(dataset_ref).expanduser()
+    try:
+        if folder.is_dir():
+            path = folder / BUILD_FILE
+        else:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(str(dataset_ref), BUILD_FILE, repo_type="dataset"))
+        return json.loads(path.read_text()) if path.exists() else {}
+    except Exception:  # no network, no such file, not a crossaug dataset: the card just says less
+        return {}
+
+
+def infer_task(columns) -> TaskSpec:
+    """The task whose text columns a dataset has (the most specific match)."""
+    matches = [t for t in TASKS.values() if set(t.text_columns) <= set(columns)]
+    if not matches:
+        raise ValueError(f"cannot tell the task from columns {', '.join(columns)}; pass the task explicitly")
+    return max(matches, key=lambda t: len(t.text_columns))
+
+
+def gold_and_dev(task: TaskSpec, gold_source, dev, config: StudentConfig) -> tuple[Dataset, str, Dataset, str]:
+    """Gold training rows and the model-selection set (``dev``, or ``dev_fraction`` held out of the gold
+    data), each with a name for the card."""
+    gold, gold_name = _load_labelled(task, gold_source, config.limit, config.seed)
+    if dev is None:
+        split = gold.train_test_split(test_size=config.dev_fraction, seed=config.seed, stratify_by_column="label")
+        return split["train"], gold_name, split["test"], f"{config.dev_fraction:.0%} of the gold data"
+    return (gold, gold_name, *_load_labelled(task, dev, config.dev_limit, config.seed))
+
+
+def _load_labelled(task: TaskSpec, ref, limit: int | None, seed: int) -> tuple[Dataset, str]:
+    if isinstance(ref, Dataset):
+        ds = normalise(ref, task, "dataset", limit=limit, seed=seed) if limit else ref
+        return ds, "in-memory dataset"
+    return load_source(task, str(ref), limit=limit, seed=seed), str(ref)
+
+
+def student_args(config: StudentConfig, out: Path) -> dict:
+    """`TrainingArguments` fields shared by every student: evaluate and save each epoch, keep the best."""
+    return epoch_selection_args(str(out / "checkpoints"), config.epochs, config.learning_rate, config.batch_size,
+                                config.seed)
+
+
+def fit_best_epoch(trainer, out: Path) -> tuple[dict, str | None, list[dict], float]:
+    """Train, save the best epoch's model to ``out`` and drop the checkpoints.
+
+    Returns (the best epoch's dev metrics, its checkpoint name, the per-epoch dev history, training seconds).
+    """
+    t_train = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - t_train
+    evals = [h for h in trainer.state.log_history if "eval_accuracy" in h]
+    history = [{"epoch": round(h["epoch"], 2), "accuracy": h["eval_accuracy"], "macro_f1": h["eval_macro_f1"]}
+               for h in evals]
+    best_ckpt = Path(trainer.state.best_model_checkpoint or "").name or None
+    best_step = int(best_ckpt.rsplit("-", 1)[-1]) if best_ckpt else None
+    # The best epoch's model is loaded at the end of training; its dev scores are already in the log.
+    best = next((h for h in evals if h.get("step") == best_step), None) or trainer.evaluate()
+    trainer.save_model(str(out))
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return best, best_ckpt, history, train_s
+
+
+def synthetic(dataset_ref, name: str) -> Dataset:
+    """One config of the synthetic data: from a mapping config -> Dataset, a folder or a Hub id."""
+    if isinstance(dataset_ref, Mapping):
+        return dataset_ref[name]
+    return load_synthetic(dataset_ref, name)
+
+
+def dataset_hub_id(dataset_ref, info: dict) -> str | None:
+    """The Hub id of the training dataset: the id itself, or the repo a local build says it belongs to."""
+    if not isinstance(dataset_ref, (str, Path)):
+        return None
+    if not Path(dataset_ref).expanduser().exists():
+        return str(dataset_ref)
+    return info.get("repo_id")
+
+
+def hub_id(ref) -> str | None:
+    if ref.name in EMBEDDED_ORIGINS:
+        return EMBEDDED_ORIGINS[ref.name]
+    return None if Path(ref.name).expanduser().exists() else ref.name  # a local folder has no Hub id
+
+
+def results_dict(config: StudentConfig, task: TaskSpec, out: Path, ref, info: dict, fit: tuple, *, mode: str,
+                 dataset: dict, gold_name: str, counts: dict, dev_name: str, dev_size: int, t0: float) -> dict:
+    """What ``crossaug_student.json`` holds (and the card is rendered from); ``fit`` is `fit_best_epoch`'s."""
+    best, best_ckpt, history, train_s = fit
+    recipe = info.get("recipe", {})
+    return {
+        "package_version": __version__,
+        "model_name": out.name,
+        "task": task.name,
+        "labels": list(task.labels),
+        "language": recipe.get("language"),
+        "mode": mode,
+        "base_model": {**ref.provenance(), "hub_id": hub_id(ref)},
+        "dataset": dataset,
+        "gold": {"name": gold_name, "limit": config.limit},
+        "counts": counts,
+        "teacher": info.get("teacher"),
+        "recipe": {k: recipe.get(k) for k in ("name", "task", "language", "route")} if recipe else None,
+        "selection": {"select_by": config.select_by, "dev": dev_name, "dev_size": dev_size,
+                      "dev_accuracy": best["eval_accuracy"], "dev_macro_f1": best["eval_macro_f1"],
+                      "best_checkpoint": best_ckpt,
+                      "history": history},
+        "config": asdict(config),
+        "timings": {"train_s": round(train_s, 1), "total_s": round(time.perf_counter() - t0, 1)},
+        "evaluation": None,
+    }

@@ -1,0 +1,38 @@
+"""The sharded, resumable runner behind every slow stage (generation, translation)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import datasets
+from datasets import Dataset, concatenate_datasets
+from tqdm.auto import tqdm
+
+
+def run_sharded(rows: Dataset, folder: Path, shard_size: int, make_runner, desc: str, unit: str = "row") -> Dataset:
+    """Process ``rows`` in shards of ``shard_size``, each written atomically to ``folder`` as it finishes.
+
+    Shared by every slow stage (generation, translation). Existing shards are reused, so a rerun after
+    a crash continues where it stopped. ``make_runner()`` is called only when a shard is missing (so a
+    finished run never loads a model) and returns ``run(shard, index, bar) -> Dataset``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    n_shards = max(1, -(-len(rows) // shard_size))
+    paths = [folder / f"shard-{i:05d}.parquet" for i in range(n_shards)]
+    todo = [i for i, p in enumerate(paths) if not p.exists()]
+    done_rows = sum(min(shard_size, len(rows) - i * shard_size) for i in range(n_shards) if i not in todo)
+    if todo:
+        run = make_runner()
+        bar = tqdm(total=len(rows), initial=done_rows, desc=desc, unit=unit, dynamic_ncols=True)
+        datasets.disable_progress_bars()
+        try:
+            for i in todo:
+                shard = rows.select(range(i * shard_size, min((i + 1) * shard_size, len(rows))))
+                run(shard, i, bar).to_parquet(str(paths[i]) + ".tmp")
+                os.replace(str(paths[i]) + ".tmp", paths[i])  # atomic: a kill never leaves half a shard
+        finally:
+            datasets.enable_progress_bars()
+            bar.close()
+    shards = [Dataset.from_parquet(str(p), keep_in_memory=True) for p in paths]
+    return concatenate_datasets(shards) if len(shards) > 1 else shards[0]
