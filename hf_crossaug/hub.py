@@ -1,7 +1,7 @@
 """Sharing on the Hub: upload a built dataset folder or a trained student folder with ``huggingface_hub``.
 
-Both folders are already laid out like Hub repos (`hf_crossaug.builder.build_dataset`,
-`hf_crossaug.student.train_student`), so a push is ``create_repo`` + ``upload_folder``. The token is
+Both folders are already laid out like Hub repos (`hf_crossaug.build.export.build_dataset`,
+`hf_crossaug.students.classification.train_student`), so a push is ``create_repo`` + ``upload_folder``. The token is
 whatever ``huggingface_hub`` resolves (``HF_TOKEN``, then the ``hf auth login`` cache); this module never
 reads, prints or writes it. A re-push of an unchanged folder makes no commit: the Hub's preupload answer
 carries each remote file's hash and ``upload_folder`` drops files whose local hash matches, and skips

@@ -80,7 +80,7 @@ def test_pipeline_code_switch_rows_labelled_from_english(tiny_llm_dir, tiny_enco
         def translate(self, texts, src, tgt):
             return [t[::-1] for t in texts]
 
-    monkeypatch.setattr(tr, "make_backend", lambda config: Upper())
+    monkeypatch.setattr(tr, "make_backend", lambda config, *a: Upper())
     recipe = Recipe(name="tiny-cs", task="nli", language="sw", route="translate-train", premise_source="source",
                     code_switch=True, translate=TranslateConfig(model="fake/mt"),
                     **tiny(llm=tiny_llm_dir, encoder=tiny_encoder_dir)).validate()

@@ -316,7 +316,7 @@ def test_pipeline_translate_train_route(tiny_llm_dir, tiny_encoder_dir, tmp_path
             return [t[::-1] for t in texts]
 
     backend = Reverser()
-    monkeypatch.setattr(tr, "make_backend", lambda config: backend)
+    monkeypatch.setattr(tr, "make_backend", lambda config, *a: backend)
     recipe = Recipe(name="tiny-tt", task="nli", language="sw", route="translate-train", per_class=2,
                     premise_source="source",
                     generation=GenerationConfig(model=str(tiny_llm_dir), n_shots=2, max_new_tokens=10, batch_size=6,

@@ -66,6 +66,7 @@ def recipe_fingerprint(recipe: Recipe) -> str:
     gen = data["generation"]
     for key in ("base_url", "api_key_env", "max_in_flight", "request_timeout", "max_retries", "max_failed_fraction"):
         gen.pop(key)  # where and how answers are fetched, not what they are
+    data["translate"].pop("base_url"), data["translate"].pop("api_key_env")
     if recipe.route not in TRANSLATING:
         data.pop("translate")  # unused
     if isinstance(recipe.task_spec, MultipleChoiceSpec):
@@ -87,7 +88,7 @@ def preflight(recipe: Recipe) -> None:
     models = [("teacher.model", recipe.teacher.model, ENCODER_DEFAULT, recipe.teacher.revision)]
     if recipe.generation.backend == "local" and recipe.items_from == "generate":
         models.append(("generation.model", recipe.generation.model, GENERATOR_DEFAULT, recipe.generation.revision))
-    if recipe.route in TRANSLATING and recipe.translate.model:
+    if recipe.route in TRANSLATING and recipe.translate.model and not recipe.translate.base_url:
         models.append(("translate.model", recipe.translate.model, GENERATOR_DEFAULT, recipe.translate.revision))
     if isinstance(task, MultipleChoiceSpec):
         models.pop(0)
@@ -194,7 +195,7 @@ def generate_items(recipe: Recipe, task: MultipleChoiceSpec, shots: Dataset, gen
     prompts = multiple_choice_prompts(task, shots, recipe.per_class, gen_cfg.prompt_style, gen_cfg.n_shots,
                                       gen_cfg.seed)
     log(f"[1/1] generating {len(prompts)} {task.name} items from {gen_cfg.n_shots}-shot prompts")
-    items = generate(prompts, gen_cfg, work, generator, desc="items")
+    items = generate(prompts, gen_cfg, work, generator, desc="items", accounting=stats.setdefault("requests", {}))
     # few-shot prompts end with the format's opening ("Premise:"), which the continuation lacks
     prefix = task.templates["fewshot.item"].split("{examples}")[-1].strip() if gen_cfg.prompt_style == "fewshot" else ""
     items = clean_items(items, task, recipe.clean, prefix)
@@ -225,7 +226,7 @@ def _generated_items(recipe: Recipe, task, shots: Dataset, gen_cfg: GenerationCo
         else:
             log(f"[1/3] generating {recipe.per_class} premises over {len(domains)} domains")
             pp = premise_prompts(task, shots, recipe.per_class, domains, style, gen_cfg.n_shots, gen_cfg.seed)
-            pp = clean(generate(pp, gen_cfg, work, generator, desc="premises"), "premise", recipe.clean)
+            pp = clean(generate(pp, gen_cfg, work, generator, desc="premises", accounting=stats.setdefault("requests", {})), "premise", recipe.clean)
             stats["counts"]["premises"] = {"prompts": len(pp), **drop_counts(pp)}
             premises = [{"prompt_id": r["prompt_id"], "premise": r["premise"], "domain": r["domain"]}
                         for r in pp if r["drop_reason"] is None]
@@ -234,7 +235,7 @@ def _generated_items(recipe: Recipe, task, shots: Dataset, gen_cfg: GenerationCo
     prompts = item_prompts(task, shots, recipe.per_class, domains, style, gen_cfg.n_shots, gen_cfg.seed, premises)
     log(f"[2/3] generating {len(prompts)} class-conditioned {task.generated_column!r} values "
         f"({task.num_labels} classes)")
-    items = generate(prompts, gen_cfg, work, generator, desc=task.generated_column)
+    items = generate(prompts, gen_cfg, work, generator, desc=task.generated_column, accounting=stats.setdefault("requests", {}))
     keys = tuple(c for c in task.text_columns if c != task.generated_column)
     items = clean(items, task.generated_column, recipe.clean, key_columns=keys)
     stats["counts"]["generations"] = {"prompts": len(items), **drop_counts(items)}
@@ -266,7 +267,7 @@ def _daftt_items(recipe: Recipe, task, source: Dataset, work: Path, stats: dict,
     stats["generator"] = generator.provenance()
     prompts = annotation_prompts(task, rest, cfg.inputs, seed)
     log(f"DAFTT: annotating {len(prompts)} unlabelled source inputs at temperature {gen_cfg.temperature}")
-    out = parse_annotations(generate(prompts, gen_cfg, work, generator, desc="annotate"), task)
+    out = parse_annotations(generate(prompts, gen_cfg, work, generator, desc="annotate", accounting=stats.setdefault("requests", {})), task)
     stats["counts"]["annotations"] = {"prompts": len(out), **drop_counts(out, ANNOTATE_REASONS)}
     kept = out.filter(lambda r: r is None, input_columns="drop_reason")
     if len(kept) == 0:

@@ -26,13 +26,19 @@ class TranslateConfig:
     n_shots: int = 4  # llm only: built-in example pairs in the prompt
     no_repeat_ngram_size: int = 0  # llm only, on the continuation: greedy base LMs loop ("kazi kazi kazi ...")
     dtype: str = "float32"  # llm only
+    # llm only: translate through an OpenAI-compatible server serving ``model`` (as generation.backend: endpoint)
+    base_url: str | list[str] | None = None
+    api_key_env: str | None = None  # NAME of the environment variable holding the server's key
 
     def problems(self) -> list[Problem]:
         return [one_of(self, "backend", BACKENDS), one_of(self, "dtype", ("float32", "bfloat16")),
                 *at_least(self, 1, "batch_size", "max_new_tokens", "num_beams", "shard_size"),
-                *at_least(self, 0, "n_shots", "no_repeat_ngram_size")]
+                *at_least(self, 0, "n_shots", "no_repeat_ngram_size"),
+                (not self.base_url or (self.backend == "llm" and bool(self.model)), "base_url",
+                 "needs backend 'llm' and the served model id in 'model'")]
 
     def work_fingerprint(self) -> dict:
         data = asdict(self)
         data.pop("model"), data.pop("revision")  # the resolved model's provenance stands in for them
+        data.pop("base_url"), data.pop("api_key_env")  # where answers come from, not what they are
         return data

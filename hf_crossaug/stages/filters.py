@@ -110,6 +110,6 @@ def filter_translations(ds: Dataset, columns: list[str] | tuple[str, ...], tgt: 
 
 
 def translation_drop_counts(ds: Dataset) -> dict[str, int]:
-    """Counts per reason (zeros included) plus ``kept``, as :func:`hf_crossaug.clean.drop_counts`."""
+    """Counts per reason (zeros included) plus ``kept``, as :func:`hf_crossaug.stages.clean.drop_counts`."""
     counts = Counter(r or "kept" for r in ds["translation_drop_reason"])
     return {"kept": counts.get("kept", 0), **{r: counts.get(r, 0) for r in REASONS}}

@@ -8,7 +8,9 @@ revision, prompts, sampling parameters, seed), never by hashing model weights.
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -41,8 +43,12 @@ def generate(
     work_dir: str | Path,
     generator=None,
     desc: str = "generate",
+    accounting: dict | None = None,
 ) -> Dataset:
     """Add ``generation`` (raw continuation) and ``generated_tokens`` columns to a prompts Dataset.
+
+    ``accounting[desc]`` (when a dict is passed) receives what this call cost: requests, cache hits,
+    retries and failures by reason, prompt and completion tokens, wall seconds and tokens/s.
 
     Shards of ``config.shard_size`` prompts are written to ``work_dir/<fingerprint>/`` as they
     finish; existing shards are reused, so a rerun after a crash continues where it stopped.
@@ -64,7 +70,30 @@ def generate(
             return lambda shard, i, bar: _request_shard(shard, gen, config, i, bar)
         return lambda shard, i, bar: _run_shard(shard, gen, config, i, bar, fp)
 
-    return run_sharded(prompts, folder, config.shard_size, make_runner, desc, unit="prompt")
+    before, start = copy.deepcopy(getattr(generator, "stats", {})), time.perf_counter()
+    out = run_sharded(prompts, folder, config.shard_size, make_runner, desc, unit="prompt")
+    if accounting is not None:
+        accounting[desc] = _cost(before, getattr(generator, "stats", {}), out, time.perf_counter() - start)
+    return out
+
+
+def _cost(before: dict, after: dict, out: Dataset, wall: float) -> dict:
+    """One generate call's share of a generator's running counters (server backends), or for the local
+    backend the rows and tokens it produced."""
+    if not after:
+        tokens = int(sum(out["generated_tokens"]))
+        return {"rows": len(out), "completion_tokens": tokens, "wall_s": round(wall, 1),
+                "tokens_per_s": round(tokens / wall, 1) if wall > 0 else 0.0}
+    delta = {}
+    for key, value in after.items():
+        if isinstance(value, dict):
+            delta[key] = {k: v - before.get(key, {}).get(k, 0) for k, v in value.items()
+                          if v - before.get(key, {}).get(k, 0)}
+        elif isinstance(value, (int, float)) and key not in ("tokens_per_s", "wall_seconds"):
+            delta[key] = value - before.get(key, 0)
+    delta["wall_s"] = round(wall, 1)
+    delta["tokens_per_s"] = round(delta.get("completion_tokens", 0) / wall, 1) if wall > 0 else 0.0
+    return delta
 
 
 def _request_shard(shard: Dataset, generator, config: GenerationConfig, index: int, bar) -> Dataset:

@@ -185,20 +185,31 @@ def self_translation_prompt(text: str, src: str, tgt: str, n_shots: int) -> str:
 
 
 class LLMBackend:
-    """Few-shot self-translation with a causal LM via :class:`LocalGenerator` (greedy, first line kept)."""
+    """Few-shot self-translation with a causal LM (greedy, first line kept): in process, or through an
+    OpenAI-compatible server when ``base_url`` is set (the generate stage's backends)."""
 
-    def __init__(self, config: TranslateConfig, generator: LocalGenerator | None = None):
+    def __init__(self, config: TranslateConfig, generator=None, work_dir: str | Path | None = None):
         self.config = config
-        self.generator = generator or LocalGenerator(GenerationConfig(
+        gen_cfg = GenerationConfig(
             model=config.model, revision=config.revision, prompt_style="fewshot", n_shots=config.n_shots,
             temperature=0.0, no_repeat_ngram_size=config.no_repeat_ngram_size, max_new_tokens=config.max_new_tokens,
-            batch_size=config.batch_size, seed=config.seed, dtype=config.dtype, stop_at_newline=True))
-        self.ref = self.generator.ref
+            batch_size=config.batch_size, seed=config.seed, dtype=config.dtype, stop_at_newline=True,
+            **({"backend": "endpoint", "base_url": config.base_url, "api_key_env": config.api_key_env}
+               if config.base_url else {}))
+        if generator is None and config.base_url:
+            from ..backends.endpoint import EndpointGenerator
+
+            generator = EndpointGenerator(gen_cfg, Path(work_dir or ".") / "requests")
+        self.generator = generator or LocalGenerator(gen_cfg)
+        self.ref = backend_ref(config) if config.base_url else self.generator.ref
 
     def translate(self, texts: list[str], src: str, tgt: str) -> list[str]:
         prompts = [self_translation_prompt(t, src, tgt, self.config.n_shots) for t in texts]
-        outs, _ = self.generator(prompts)
-        return [next((line.strip() for line in o.splitlines() if line.strip()), "") for o in outs]
+        if self.config.base_url:  # greedy: one seed for every request; a failed request translates to ""
+            outs, _ = self.generator(prompts, [self.config.seed] * len(prompts))
+        else:
+            outs, _ = self.generator(prompts)
+        return [next((line.strip() for line in (o or "").splitlines() if line.strip()), "") for o in outs]
 
 
 def _ref(config: TranslateConfig) -> ModelRef:
@@ -207,14 +218,18 @@ def _ref(config: TranslateConfig) -> ModelRef:
     return resolve_model(config.model, config.model, config.revision)
 
 
-def make_backend(config: TranslateConfig) -> TranslationBackend:
+def make_backend(config: TranslateConfig, work_dir: str | Path | None = None) -> TranslationBackend:
     if config.backend not in BACKENDS:
         raise ValueError(f"unknown translate backend {config.backend!r}; known: {', '.join(BACKENDS)}")
-    return {"seq2seq": Seq2SeqBackend, "ctranslate2": CTranslate2Backend, "llm": LLMBackend}[config.backend](config)
+    if config.backend == "llm":
+        return LLMBackend(config, work_dir=work_dir)
+    return {"seq2seq": Seq2SeqBackend, "ctranslate2": CTranslate2Backend}[config.backend](config)
 
 
 def backend_ref(config: TranslateConfig) -> ModelRef:
     """The model's provenance without loading it (a finished run never loads a model)."""
+    if config.backend == "llm" and config.base_url:  # a served model: its id and revision, no local files
+        return ModelRef(config.model, config.model, config.revision or "served")
     if config.backend == "llm":
         return resolve_model(config.model, GENERATOR_DEFAULT, config.revision)
     return _ref(config)
@@ -239,7 +254,7 @@ def translate(ds: Dataset, columns: list[str] | tuple[str, ...], config: Transla
         {"model": ref.provenance(), "config": config.work_fingerprint(), "texts": len(unique)}, indent=2))
 
     def make_runner():
-        b = backend if backend is not None else make_backend(config)
+        b = backend if backend is not None else make_backend(config, work_dir)
         return lambda shard, i, bar: _translate_shard(shard, b, config, i, bar)
 
     done = run_sharded(unique, folder, config.shard_size, make_runner, desc, unit="text")

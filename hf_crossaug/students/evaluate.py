@@ -36,7 +36,7 @@ def parse_target(ref: str) -> dict:
 
 
 def load_target(task: TaskSpec, ref: str, limit: int | None = None, seed: int = 0) -> Dataset:
-    """A target evaluation set, normalised like the source data (`hf_crossaug.data.load_source`)."""
+    """A target evaluation set, normalised like the source data (`hf_crossaug.stages.source.load_source`)."""
     t = parse_target(ref)
     if t["kind"] == "file":
         return load_source(task, t["type"], split=t["split"] or "train", limit=limit, seed=seed)

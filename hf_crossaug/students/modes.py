@@ -4,7 +4,7 @@ A mode is picked by name and turns English gold data plus a built synthetic data
 set. Every output row has the task's text columns, ``label`` (class id; -100 on soft rows),
 ``teacher_probs`` (the teacher's class probabilities; zeros on gold rows), ``is_soft`` (1 = KL to
 ``teacher_probs``, 0 = cross-entropy on ``label``) and ``origin`` ("gold" or "generated"): the columns
-`hf_crossaug.trainer.DistillationTrainer` reads.
+`hf_crossaug.students.trainer.DistillationTrainer` reads.
 
 =================  =========================================================================================
 ``SRC``            English gold only.
@@ -14,7 +14,7 @@ set. Every output row has the task's text columns, ``label`` (class id; -100 on 
 ``T_pl-<strategy>``  gold + the ``<strategy>`` config with hard prompt labels (selection without soft labels).
 =================  =========================================================================================
 
-``<strategy>`` is any name in the selection registry (`hf_crossaug.select.STRATEGIES`). The random draws of
+``<strategy>`` is any name in the selection registry (`hf_crossaug.stages.select.STRATEGIES`). The random draws of
 ``GEN`` and ``SRC+GEN`` come from one seeded permutation of ``raw``, so ``SRC+GEN``'s generations are a
 prefix of ``GEN``'s.
 """
@@ -167,7 +167,7 @@ def build_training_set(mode: str | Mode, gold: Dataset, synthetic: Synthetic | N
                        seed: int = 42, config: str | None = None, n_gen: int | None = None) -> Dataset:
     """The training rows of ``mode`` (see the module docstring), gold rows first.
 
-    ``gold`` is normalised source data (`hf_crossaug.data.load_source`: text columns + ``label``).
+    ``gold`` is normalised source data (`hf_crossaug.stages.source.load_source`: text columns + ``label``).
     ``config``: for ``T-``/``T_pl-`` modes the selection config to read (default: the mode's strategy);
     for ``GEN``/``SRC+GEN`` the selection config whose size the random draw matches (default ``div-k``).
     ``n_gen`` overrides that size: the number of generations ``SRC+GEN`` adds (``GEN`` draws

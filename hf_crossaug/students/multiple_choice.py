@@ -3,7 +3,7 @@
 
 Each item becomes one (context, choice) text pair per choice (`MultipleChoiceSpec.pairs`, e.g.
 "The man lost his keys. What was the effect?" + a choice); the model scores every pair and the
-highest wins. Everything around training is the classification student's (`hf_crossaug.student`):
+highest wins. Everything around training is the classification student's (`hf_crossaug.students.common`):
 `StudentConfig`, gold/dev loading, best-epoch selection, the results file, `evaluate_model` and the
 Hub ``model-index`` of the card; `train_student` hands multiple-choice tasks over to this module.
 """
@@ -60,7 +60,7 @@ def training_items(mode: str, gold: Dataset, generated: Dataset | None, task: Mu
 
 def train_mc_student(config, task: MultipleChoiceSpec, dataset_ref, gold_source, dev, out: Path, info: dict,
                      log=print) -> dict:
-    """`hf_crossaug.student.train_student` for a multiple-choice task (see there for the arguments)."""
+    """`hf_crossaug.students.classification.train_student` for a multiple-choice task (see there for the arguments)."""
     from transformers import (AutoModelForMultipleChoice, AutoTokenizer, DataCollatorForMultipleChoice, Trainer,
                               TrainingArguments)
 
