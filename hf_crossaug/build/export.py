@@ -18,18 +18,20 @@ from ..config.recipe import Recipe
 from ..config.select import RAW
 from ..models.embed import SentenceEmbedder
 from ..stages.select import SelectionContext, select_with_report
+from ..utils.logging import log_or_logger
 from ..utils.files import BUILD_FILE, MARKER_FILE, WorkLock, check_replaceable, replace_output_folder
 from .card import dataset_card
 from .pipeline import preflight, run_pipeline
 
 
 def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path | None = None,
-                  repo_id: str | None = None, log=print) -> dict:
+                  repo_id: str | None = None, log=None) -> dict:
     """Run ``recipe`` and write its Hub-layout folder to ``output_dir``; returns the summary.
 
     ``output_dir`` is replaced only if an earlier build wrote it; the work folder is locked for the
     whole build, so two builds never write the same cache files.
     """
+    log = log_or_logger(log, "build")
     out = Path(output_dir)
     work = Path(work_dir) if work_dir else out.parent / f".{out.name}-work"
     check_replaceable(out)  # before hours of work, not after
@@ -40,6 +42,8 @@ def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path |
         raw = result.raw
         embedder = None
         tables, reports = {RAW: raw}, {}
+        log(f"selecting {len(recipe.selection.strategies)} configs ({', '.join(recipe.selection.strategies)}) "
+            f"from {len(raw)} labelled rows, k={recipe.selection.k} per class")
         for name in recipe.selection.strategies:
             if embedder is None:  # one embedder (and one embedding pass) for every strategy that needs it
                 embedder = SelectionContext(recipe.selection, None, SentenceEmbedder(
@@ -51,6 +55,7 @@ def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path |
             shutil.rmtree(tmp)  # our own leftover: the name carries this process's PID
         tmp.mkdir(parents=True)
         (tmp / MARKER_FILE).touch()
+        log(f"writing {len(tables)} configs and the dataset card to {out}")
         try:
             for name, ds in tables.items():
                 (tmp / "data" / name).mkdir(parents=True)
