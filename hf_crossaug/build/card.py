@@ -12,6 +12,8 @@ from ..config.recipe import Recipe
 from ..config.select import SelectionConfig
 from ..config.tasks import MultipleChoiceSpec
 from ..version import __version__
+from ..metrics.functions import diversity_score, label_agreement
+from ..utils.paths import portable
 from .pipeline import PipelineResult
 from ..config.select import RAW
 
@@ -32,10 +34,55 @@ WHAT = {RAW: "every kept generation with its teacher columns", "rand-k": "k rand
         "easy-k": "per class, highest mean of the teacher's probability across epochs"}
 
 
+def config_quality(tables: dict, embeddings, num_labels: int) -> dict:
+    """Per config: diversity (mean pairwise cosine distance of its rows' sentence embeddings, as in
+    `hf_crossaug.metrics`) and how often the teacher's label agrees with the prompted one.
+
+    ``tables`` maps config name -> `Dataset` with an ``id`` column; ``embeddings`` are the rows of
+    ``tables["raw"]`` in order (None: no diversity). Configs without teacher columns get no agreement.
+    """
+    import numpy as np
+
+    raw_ids = {i: n for n, i in enumerate(tables[RAW]["id"])}
+    out = {}
+    for name, ds in tables.items():
+        q: dict = {"rows": len(ds)}
+        if embeddings is not None and len(ds) > 1:
+            idx = np.asarray([raw_ids[i] for i in ds["id"]])
+            d = diversity_score(np.asarray(embeddings)[idx])
+            q["diversity"] = round(d["diversity"], 4)
+        if {"prompt_label", "teacher_label"} <= set(ds.column_names) and len(ds):
+            a = label_agreement(ds["prompt_label"], ds["teacher_label"], num_labels)
+            q["agreement"] = round(a["agreement"], 4)
+            q["cohen_kappa"] = None if a["cohen_kappa"] != a["cohen_kappa"] else round(a["cohen_kappa"], 4)
+        out[name] = q
+    return out
+
+
+REQUEST_FIELDS = ("requests", "cache_hits", "retries", "failures", "prompt_tokens", "completion_tokens", "wall_s",
+                  "tokens_per_s")
+
+
+def request_rows(stats: dict) -> list[dict]:
+    """Per-stage token / request accounting from ``stats["requests"]`` (endpoint backend), one row each."""
+    rows = []
+    for stage, r in (stats.get("requests") or {}).items():
+        if isinstance(r, dict):
+            rows.append({"stage": stage, **{k: _fmt(r.get(k)) for k in REQUEST_FIELDS}})
+    return rows
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+
 def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: dict, columns: list[str],
-                 repo_id: str) -> DatasetCard:
-    """A card a reviewer can reproduce the dataset from (validated by ``huggingface_hub``)."""
-    stats, task = result.stats, recipe.task_spec
+                 repo_id: str, quality: dict | None = None) -> DatasetCard:
+    """A card a reviewer can reproduce the dataset from (validated by ``huggingface_hub``). Local paths
+    are made portable (`hf_crossaug.utils.paths`): relative to the working folder, else a name (+ sha256)."""
+    stats, task = portable(result.stats), recipe.task_spec
     default = "div-k" if "div-k" in rows else next(iter(rows))
     configs = [{"config_name": n, "data_files": [{"split": "train", "path": f"data/{n}/train-*.parquet"}],
                 **({"default": True} if n == default else {})} for n in rows]
@@ -81,5 +128,6 @@ def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: di
         timings=", ".join(f"{k} {v:.1f}" for k, v in stats["timings"].items()),
         generation_seed=gen["seed"], teacher_seed=stats["recipe"]["teacher"]["seed"], recipe_name=recipe.name,
         recipe_yaml=yaml.safe_dump(stats["recipe"], sort_keys=False, allow_unicode=True).strip(),
-        citation=card_section(),
+        citation=card_section(), quality=[{"name": n, **q} for n, q in (quality or {}).items()],
+        requests=request_rows(stats), generated_tokens=stats.get("generated_tokens"),
     )
