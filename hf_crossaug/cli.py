@@ -16,6 +16,18 @@ app = typer.Typer(help="LLM-generated, teacher-labelled, selected training data 
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console(stderr=True)
 
+
+@app.callback()
+def main_options(
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="also show the libraries' own progress bars, load reports and debug messages"),
+):
+    """Console logging for every command: our stage messages and one progress line per stage."""
+    from .utils.logging import setup_logging
+
+    setup_logging(verbose)
+
+
 def fail(exc: Exception) -> None:
     """One-line error, no traceback, exit code 2 (finished shards and stages stay cached)."""
     # soft_wrap: rich would break a long message over several lines; escape: "[...]" in it is not markup
@@ -44,7 +56,7 @@ def build(
         r = Recipe.from_yaml(path).with_overrides(per_class=per_class, k=k, seed=seed, source=source, limit=limit)
         out = output or Path("outputs") / r.name
         console.print(f"[bold]crossaug build[/] {r.name} ({path}) -> {out}")
-        summary = build_dataset(r, out, work_dir, repo_id=repo_id, log=lambda m: console.print(m))
+        summary = build_dataset(r, out, work_dir, repo_id=repo_id)  # messages: the hf_crossaug logger
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         fail(exc)
     print_summary(summary)

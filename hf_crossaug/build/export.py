@@ -18,18 +18,21 @@ from ..config.recipe import Recipe
 from ..config.select import RAW
 from ..models.embed import SentenceEmbedder
 from ..stages.select import SelectionContext, select_with_report
+from ..utils.logging import log_or_logger
 from ..utils.files import BUILD_FILE, MARKER_FILE, WorkLock, check_replaceable, replace_output_folder
-from .card import dataset_card
+from ..config.tasks import MultipleChoiceSpec
+from .card import config_quality, dataset_card
 from .pipeline import preflight, run_pipeline
 
 
 def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path | None = None,
-                  repo_id: str | None = None, log=print) -> dict:
+                  repo_id: str | None = None, log=None) -> dict:
     """Run ``recipe`` and write its Hub-layout folder to ``output_dir``; returns the summary.
 
     ``output_dir`` is replaced only if an earlier build wrote it; the work folder is locked for the
     whole build, so two builds never write the same cache files.
     """
+    log = log_or_logger(log, "build")
     out = Path(output_dir)
     work = Path(work_dir) if work_dir else out.parent / f".{out.name}-work"
     check_replaceable(out)  # before hours of work, not after
@@ -40,26 +43,38 @@ def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path |
         raw = result.raw
         embedder = None
         tables, reports = {RAW: raw}, {}
+        log(f"selecting {len(recipe.selection.strategies)} configs ({', '.join(recipe.selection.strategies)}) "
+            f"from {len(raw)} labelled rows, k={recipe.selection.k} per class")
         for name in recipe.selection.strategies:
             if embedder is None:  # one embedder (and one embedding pass) for every strategy that needs it
                 embedder = SelectionContext(recipe.selection, None, SentenceEmbedder(
                     recipe.teacher.model, recipe.teacher.revision), tuple(recipe.task_spec.text_columns))
             ds, reports[name] = select_with_report(raw, name, recipe.selection, context=embedder)
             tables[name] = ds.flatten_indices()
+        quality = None
+        if not isinstance(recipe.task_spec, MultipleChoiceSpec):  # no teacher, no encoder to embed with
+            if embedder is None:
+                embedder = SelectionContext(recipe.selection, None, SentenceEmbedder(
+                    recipe.teacher.model, recipe.teacher.revision), tuple(recipe.task_spec.text_columns))
+            log(f"scoring diversity and teacher/prompt label agreement of {len(tables)} configs")
+            quality = config_quality(tables, embedder.get_embeddings(raw), recipe.task_spec.num_labels)
         tmp = out.with_name(f".{out.name}.crossaug-tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)  # our own leftover: the name carries this process's PID
         tmp.mkdir(parents=True)
         (tmp / MARKER_FILE).touch()
+        log(f"writing {len(tables)} configs and the dataset card to {out}")
         try:
             for name, ds in tables.items():
                 (tmp / "data" / name).mkdir(parents=True)
                 ds.to_parquet(str(tmp / "data" / name / "train-00000-of-00001.parquet"))
             repo_id = repo_id or f"crossaug/{recipe.name}"
             rows = {n: len(d) for n, d in tables.items()}
-            dataset_card(recipe, result, rows, reports, list(raw.column_names), repo_id).save(tmp / "README.md")
+            dataset_card(recipe, result, rows, reports, list(raw.column_names), repo_id,
+                         quality).save(tmp / "README.md")
             # repo_id: where the card says the dataset lives (students name it in their cards; push updates it)
-            (tmp / BUILD_FILE).write_text(json.dumps({**result.stats, "repo_id": repo_id}, indent=2, default=str))
+            (tmp / BUILD_FILE).write_text(json.dumps({**result.stats, "repo_id": repo_id, "quality": quality},
+                                                  indent=2, default=str))
             replace_output_folder(tmp, out)  # the finished folder appears at once, never half-written
         finally:
             if tmp.exists():

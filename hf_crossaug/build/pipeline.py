@@ -26,6 +26,7 @@ from ..stages.finetune import finetune_lora
 from ..config.generate import GenerationConfig
 from ..stages.generate import generate, make_generator
 from ..utils.fingerprint import fingerprint
+from ..utils.logging import log_or_logger
 from ..models.resolve import ENCODER_DEFAULT, GENERATOR_DEFAULT, check_model
 from ..stages.prompts import item_prompts, multiple_choice_prompts, premise_prompts, source_premises
 from ..config.recipe import TRANSLATING, Recipe
@@ -96,8 +97,10 @@ def preflight(recipe: Recipe) -> None:
         check_model(ref, default, revision, f"recipe {recipe.name!r}: field {field_name!r}")
 
 
-def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineResult:
-    """Run (or reuse) generation, cleaning and teacher labelling for ``recipe``."""
+def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResult:
+    """Run (or reuse) generation, cleaning and teacher labelling for ``recipe``; messages go to ``log``
+    (default: the ``hf_crossaug.build`` logger)."""
+    log = log_or_logger(log, "build")
     work = Path(work_dir)
     fp = recipe_fingerprint(recipe)
     raw_file, stats_file = work / f"raw-{fp}.parquet", work / f"raw-{fp}.json"
@@ -105,6 +108,7 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=print) -> PipelineRes
         stats = json.loads(stats_file.read_text())
         # the cache key leaves out ``selection``, so the cached copy of the recipe may hold another one
         stats["recipe"] = recipe.to_dict()
+        log(f"reusing the labelled generations cached in {raw_file}")
         return PipelineResult(Dataset.from_parquet(str(raw_file), keep_in_memory=True), stats)
     task = recipe.task_spec
     timings: dict[str, float] = {}
@@ -186,9 +190,10 @@ def _save(raw: Dataset, stats: dict, recipe: Recipe, raw_file: Path, stats_file:
 
 
 def generate_items(recipe: Recipe, task: MultipleChoiceSpec, shots: Dataset, generator,
-                   work: Path, stats: dict, log=print) -> Dataset:
+                   work: Path, stats: dict, log=None) -> Dataset:
     """Multiple choice (arXiv 2305.14288): ``per_class`` few-shot prompts, each completed into one whole
     item (answer included), parsed and validated, answer positions balanced."""
+    log = log_or_logger(log, "build")
     gen_cfg = recipe.generation
     generator = generator or make_generator(gen_cfg, work)
     stats["generator"] = generator.provenance()

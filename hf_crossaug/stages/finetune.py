@@ -22,6 +22,7 @@ from datasets import Dataset
 from ..config.finetune import FinetuneConfig
 from ..models.resolve import ModelRef, resolve_model
 from ..utils.fingerprint import content_fingerprint, file_sha256, fingerprint
+from ..utils.logging import trainer_progress
 
 DONE_FILE = "crossaug_adapter.json"
 ADAPTER_FILE = "adapter_model.safetensors"
@@ -105,6 +106,7 @@ def finetune_lora(rows: Dataset, config: FinetuneConfig, work_dir: str | Path, d
     trainer = Trainer(model=model, args=args, processing_class=tokenizer,
                       train_dataset=tokenize_pairs(rows, tokenizer, config.max_length),
                       data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100))
+    trainer_progress(trainer, desc)
     result = trainer.train()
     model.save_pretrained(str(tmp), safe_serialization=True)
     shutil.rmtree(tmp / "trainer", ignore_errors=True)

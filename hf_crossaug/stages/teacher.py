@@ -24,6 +24,7 @@ from ..models.training import epoch_selection_args, predict_logits
 from ..utils.fingerprint import content_fingerprint, fingerprint
 from ..models.resolve import ENCODER_DEFAULT, ModelRef, resolve_model
 from ..config.tasks import TaskSpec, teacher_features
+from ..utils.logging import trainer_progress
 
 DONE_FILE = "teacher.json"
 
@@ -94,6 +95,7 @@ def train_teacher(
         compute_metrics=lambda p: classification_scores(np.argmax(p.predictions, -1), p.label_ids),
         callbacks=[snapshots],
     )
+    trainer_progress(trainer, "teacher")
     trainer.train()
     metrics = trainer.evaluate()
     trainer.save_model(str(out / "best"))

@@ -10,9 +10,11 @@ from ..citations import card_section
 from ..config.student import MC_MODES
 from ..config.tasks import TASKS
 from ..utils.files import RESULTS_FILE
+from ..utils.paths import portable
 from .common import EMBEDDED_ORIGINS, dataset_hub_id
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+DATA_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
 TASK_TEXT = {"nli": "natural language inference", "sentiment": "sentiment"}
 MODE_TEXT = {
     "SRC": "English gold data only (zero-shot transfer baseline).",
@@ -44,8 +46,12 @@ def eval_results(results: dict, task_type: str = "text-classification", f1: bool
         if lang == "avg":
             continue
         target = ev["targets"][lang]
-        common = dict(task_type=task_type, task_name=task_name, dataset_type=target["type"],
-                      dataset_name=f"{target['name']} ({lang})", dataset_config=target.get("config"),
+        # a local file has no Hub id: its name stands in; every entry names a config (the language by default)
+        dtype = target["type"]
+        if Path(dtype.split(" (sha256 ")[0]).suffix in DATA_FILE_SUFFIXES:
+            dtype = target["name"]
+        common = dict(task_type=task_type, task_name=task_name, dataset_type=dtype,
+                      dataset_name=f"{target['name']} ({lang})", dataset_config=target.get("config") or lang,
                       dataset_split=target.get("split"), dataset_args={"language": lang})
         if ev.get("limit"):  # scored on a seeded subset (load_source's limit)
             common["dataset_args"].update(limit=ev["limit"], seed=ev.get("seed", 0))
@@ -61,14 +67,16 @@ def model_card(results: dict):
     """A `huggingface_hub.ModelCard` rendered from ``results`` (validated by ``huggingface_hub``)."""
     from huggingface_hub import ModelCard, ModelCardData
 
+    ds = results.get("dataset") or {}
+    # SRC trains on no synthetic data, so its card names no dataset
+    hub_dataset = (ds.get("hub_id") or dataset_hub_id(ds.get("ref"), {})) if ds.get("config") else None
+    results = portable(results)  # local paths: relative to the working folder, else name (+ sha256)
+    ds = results.get("dataset") or {}
     ev = results.get("evaluation") or {}
     scores = ev.get("scores") or {}
     langs = sorted({"en", *([results["language"]] if results.get("language") else []),
                     *(k for k in scores if k != "avg")})
     base = results["base_model"]
-    ds = results.get("dataset") or {}
-    # SRC trains on no synthetic data, so its card names no dataset
-    hub_dataset = (ds.get("hub_id") or dataset_hub_id(ds.get("ref"), {})) if ds.get("config") else None
     mode = results["mode"]
     data = ModelCardData(
         model_name=results["model_name"], base_model=base.get("hub_id"), language=langs,
@@ -115,6 +123,7 @@ def mc_model_card(results: dict):
     """The model card of a multiple-choice student (validated by ``huggingface_hub``)."""
     from huggingface_hub import ModelCard, ModelCardData
 
+    results = portable(results)  # local paths: relative to the working folder, else name (+ sha256)
     ev = results.get("evaluation") or {}
     scores = ev.get("scores") or {}
     langs = sorted({"en", *([results["language"]] if results.get("language") else []), *(k for k in scores if k != "avg")})

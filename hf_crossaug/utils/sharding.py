@@ -7,7 +7,8 @@ from pathlib import Path
 
 import datasets
 from datasets import Dataset, concatenate_datasets
-from tqdm.auto import tqdm
+
+from .logging import progress
 
 
 def run_sharded(rows: Dataset, folder: Path, shard_size: int, make_runner, desc: str, unit: str = "row") -> Dataset:
@@ -24,15 +25,17 @@ def run_sharded(rows: Dataset, folder: Path, shard_size: int, make_runner, desc:
     done_rows = sum(min(shard_size, len(rows) - i * shard_size) for i in range(n_shards) if i not in todo)
     if todo:
         run = make_runner()
-        bar = tqdm(total=len(rows), initial=done_rows, desc=desc, unit=unit, dynamic_ncols=True)
-        datasets.disable_progress_bars()
+        bar = progress(len(rows), desc, unit=unit, initial=done_rows)
+        bars_were_on = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()  # the per-shard writes would each draw a bar under this one
         try:
             for i in todo:
                 shard = rows.select(range(i * shard_size, min((i + 1) * shard_size, len(rows))))
                 run(shard, i, bar).to_parquet(str(paths[i]) + ".tmp")
                 os.replace(str(paths[i]) + ".tmp", paths[i])  # atomic: a kill never leaves half a shard
         finally:
-            datasets.enable_progress_bars()
+            if bars_were_on:
+                datasets.enable_progress_bars()
             bar.close()
     shards = [Dataset.from_parquet(str(p), keep_in_memory=True) for p in paths]
     return concatenate_datasets(shards) if len(shards) > 1 else shards[0]
