@@ -205,12 +205,15 @@ class FrozenFeatureClassifier:
         head.load_state_dict(load_file(str(folder / info["weights"])))
         return cls(head, info, embedder)
 
-    def predict(self, rows: Dataset | dict, task: TaskSpec | None = None) -> np.ndarray:
-        """Label ids (in the order of the task's labels) for rows with the task's text columns."""
-        task = task or self.task
+    def check_task(self, task: TaskSpec) -> None:
         if task.name != self.task.name or list(task.labels) != list(self.info["labels"]):
             raise ValueError(f"the model was trained for task {self.task.name!r} ({', '.join(self.info['labels'])}), "
                              f"not {task.name!r}")
+
+    def predict(self, rows: Dataset | dict, task: TaskSpec | None = None) -> np.ndarray:
+        """Label ids (in the order of the task's labels) for rows with the task's text columns."""
+        task = task or self.task
+        self.check_task(task)
         ds = rows if isinstance(rows, Dataset) else Dataset.from_dict(rows)
         return predict(self.head, FeatureCache(self.embedder).features(ds, task))
 
