@@ -231,6 +231,7 @@ def seeds_vary(args) -> str:
 def finetune_correct(row: str, seed: int, args, task, gold, synthetic_: dict, dev, targets: dict) -> tuple[int, dict]:
     """One fine-tuned student (`train_student`, the whole flow of ``crossaug train``): training rows and
     per-language per-example correctness on the targets."""
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from hf_crossaug.students.classification import train_student
@@ -242,13 +243,8 @@ def finetune_correct(row: str, seed: int, args, task, gold, synthetic_: dict, de
         res = train_student(cfg, synthetic_, gold, dev, out, log=lambda m: None)
         model = AutoModelForSequenceClassification.from_pretrained(out, use_safetensors=True).eval()
         tokenizer = AutoTokenizer.from_pretrained(out)
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                model.cuda()
-        except ImportError:  # pragma: no cover
-            pass
+        if torch.cuda.is_available():
+            model.cuda()
         ok = {lang: predict_model(model, tokenizer, ds, task, cfg.max_length) == np.asarray(ds["label"])
               for lang, ds in targets.items()}
     return res["counts"]["total"], ok
