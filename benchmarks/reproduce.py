@@ -280,7 +280,9 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
     gold = load_source(task, str(data / spec["source"]), limit=args.source_limit, seed=recipe.generation.seed)
     builds[pseed0, None] = (folder, summary, synthetic, gold)
     dev = load_source(task, str(data / spec["dev"]), limit=args.dev_limit)
-    targets = {lang: load_source(task, str(data / f), limit=args.target_limit) for lang, f in spec["targets"].items()}
+    # MahaSent's dev-mr.jsonl has one row with empty text: dropped, as load_source did before on_invalid existed
+    targets = {lang: load_source(task, str(data / f), limit=args.target_limit, on_invalid="drop")
+               for lang, f in spec["targets"].items()}
 
     t = time.perf_counter()
     embedder = SentenceEmbedder(args.student_model)

@@ -11,7 +11,7 @@ from hf_crossaug.cli import app
 from hf_crossaug.config.tasks import NLI
 from hf_crossaug.students.evaluate import evaluate_model
 from hf_crossaug.students.frozen import HEAD_FILE, FrozenFeatureClassifier, frozen_config
-from test_student import eval_files, synth_dir, write_synth_dataset  # noqa: F401  (fixtures)
+from test_student import eval_files, synth_dir  # noqa: F401  (fixtures)
 
 
 def test_cli_train_frozen_features_then_evaluate(tmp_path, synth_dir, eval_files, tiny_encoder_dir):  # noqa: F811
