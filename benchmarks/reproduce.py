@@ -2,6 +2,8 @@
 
     python benchmarks/reproduce.py                 # NLI then sentiment, 3 seeds
     python benchmarks/reproduce.py --task nli --seeds 5
+    python benchmarks/reproduce.py --task nli --student finetune --rows SRC SRC+GEN T-div-k   # fine-tuned students
+    python benchmarks/reproduce.py --task nli --pipeline-seeds   # each seed rebuilds generations, teacher, selections
     crossaug bench reproduce --task sentiment      # the same script through the CLI
 
 What runs, per task (everything with the embedded offline models, nothing from the Hub):
@@ -10,20 +12,25 @@ What runs, per task (everything with the embedded offline models, nothing from t
    labelling (per-epoch probabilities for amb-k / easy-k), every selection strategy. Cached in the work
    folder, so a rerun after a crash resumes.
 2. Every row of the paper's table (GEN, SRC, SRC+GEN, T-<s>, T_pl-<s>) x seed: the training set from
-   `hf_crossaug.students.modes.build_training_set`, a student from `feature_student.py` (a head on cached frozen
-   e5 embeddings, trained with the package's `DistillationTrainer`; epoch chosen on the English dev set),
-   accuracy on every target language's dev set.
+   `hf_crossaug.students.modes.build_training_set` and a student, accuracy on every target language's dev set.
+   ``--student frozen-features`` (default, the fast sweep): `hf_crossaug.students.frozen`, a head on cached
+   frozen e5 embeddings trained with the package's `DistillationTrainer` (``crossaug train --backend
+   frozen-features``). ``--student finetune``: `hf_crossaug.students.classification.train_student`, the e5
+   encoder fine-tuned (``crossaug train``), much slower. Either way the epoch is chosen on the English dev set,
+   and every table says which student made it.
 3. Mean +- std over seeds, and a paired permutation test (sign flips) of each row against SRC+GEN and SRC on
    per-example correctness (averaged over seeds, pooled over target languages).
 
 Scale is reduced from the paper (15K source rows, 130K generations, XLM-R large fine-tuned) to each task's
 ``scale`` in TASKS (NLI: 2,000 source rows, 400 premises per class, each with all three labels, k = 150
-per class; sentiment: 1,200 source rows, 120 prompts per class, k = 60) and frozen e5-small features.
+per class; sentiment: 1,200 source rows, 120 prompts per class, k = 60) and (by default) frozen e5-small features.
 ``--levers`` adds rows for generator changes (in-context examples, domain description, temperature, DAFTT
-LoRA tuning), each a rebuild of the generations that reuses the cached teacher. Seeds vary the student's
-initialisation and order and the SRC+GEN / GEN draws; the generations, teacher and selections are built
-once. Only dev splits are read; never a test split.
-Writes ``benchmarks/results/reproduce-<task>.{json,md,png}``.
+LoRA tuning), each a rebuild of the generations that reuses the cached teacher. By default seeds vary the
+student's initialisation and order and the SRC+GEN / GEN draws; the generations, teacher and selections are
+built once. ``--pipeline-seeds`` makes seed i rebuild everything with seed 42+i (generation, which also draws
+the English source subset, teacher, selection) as well as seeding the student with i. Only dev splits are
+read; never a test split.
+Writes ``benchmarks/results/reproduce-<task>[-finetune][-pipeline-seeds]<tag>.{json,md,png}``.
 """
 
 from __future__ import annotations
@@ -34,27 +41,27 @@ import json
 import os
 import platform
 import resource
-import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from hf_crossaug.build.export import build_dataset
+from hf_crossaug.config.recipe import Recipe, SourceConfig
+from hf_crossaug.config.student import StudentConfig
+from hf_crossaug.models.embed import SentenceEmbedder
+from hf_crossaug.models.resolve import file_sha256
+from hf_crossaug.stages.daftt import DafttConfig
+from hf_crossaug.stages.finetune import FinetuneConfig
+from hf_crossaug.stages.source import load_source
+from hf_crossaug.students.frozen import FROZEN_DEFAULTS, FeatureCache, predict, train_head
+from hf_crossaug.students.modes import build_training_set, load_synthetic
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from feature_student import FeatureCache, predict, train_head  # noqa: E402
-
-from hf_crossaug.build.export import build_dataset  # noqa: E402
-from hf_crossaug.stages.daftt import DafttConfig  # noqa: E402
-from hf_crossaug.stages.source import load_source  # noqa: E402
-from hf_crossaug.models.embed import SentenceEmbedder  # noqa: E402
-from hf_crossaug.stages.finetune import FinetuneConfig  # noqa: E402
-from hf_crossaug.models.resolve import file_sha256  # noqa: E402
-from hf_crossaug.students.modes import build_training_set, load_synthetic  # noqa: E402
-from hf_crossaug.config.recipe import Recipe, SourceConfig  # noqa: E402
-
 ROOT = HERE.parent
+STUDENTS = ("frozen-features", "finetune")
+FINETUNE_DEFAULTS = {f: getattr(StudentConfig(), f) for f in ("epochs", "learning_rate", "batch_size", "max_length")}
 STRATEGIES_MAIN = ("rand-k", "top-k", "div-k")
 STRATEGIES_CARTO = ("amb-k", "easy-k")
 ROWS = ["GEN", "SRC", "SRC+GEN", *(f"T-{s}" for s in STRATEGIES_MAIN), *(f"T_pl-{s}" for s in STRATEGIES_MAIN),
@@ -92,7 +99,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--k", type=int, help=f"rows per class kept by each selection strategy {SCALE_HELP}")
     p.add_argument("--clusters", type=int, help=f"div-k clusters per class {SCALE_HELP}")
     p.add_argument("--teacher-epochs", type=int, default=2)
-    p.add_argument("--student-epochs", type=int, default=8)
+    p.add_argument("--student", choices=STUDENTS, default="frozen-features",
+                   help="frozen-features: a head on frozen e5 embeddings (fast, the published tables); finetune: "
+                        "the e5 encoder fine-tuned with train_student (slow)")
+    p.add_argument("--student-model", default=None, help="the student's encoder (default: embedded e5-small)")
+    p.add_argument("--student-epochs", type=int,
+                   help=f"default {FROZEN_DEFAULTS['epochs']} (frozen-features), {FINETUNE_DEFAULTS['epochs']} (finetune)")
+    p.add_argument("--pipeline-seeds", action="store_true",
+                   help="seed i also rebuilds the generations, teacher and selections with seed 42+i (default: "
+                        "they are built once and seeds vary only the student and the SRC+GEN / GEN draws)")
     p.add_argument("--permutations", type=int, default=10_000)
     p.add_argument("--levers", nargs="*", default=[], choices=list(LEVERS),
                    help=f"generator levers to add as rows {LEVER_ROWS} (each rebuilds the generations)")
@@ -101,7 +116,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--work", default="outputs/.reproduce-work", help="cache of builds (resumable)")
     p.add_argument("--out", default=str(HERE / "results"), help="where the JSON, table and plot go")
     p.add_argument("--tag", default="", help="suffix of the result files")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.student_epochs is None:
+        args.student_epochs = (FROZEN_DEFAULTS if args.student == "frozen-features" else FINETUNE_DEFAULTS)["epochs"]
+    return args
 
 
 def file_info(path: Path) -> dict:
@@ -120,8 +138,9 @@ DAFTT_ROWS = 200  # "a few hundred labelled source examples" (10% of the 2,000 s
 LEVER_ROWS = ("SRC+GEN", "T-top-k", "T-div-k")
 
 
-def build(spec: dict, args, data: Path, log, lever: str | None = None) -> tuple[Path, dict]:
-    """The synthetic dataset at the benchmark's scale (cached in ``args.work``), optionally with a lever."""
+def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int | None = None) -> tuple[Path, dict]:
+    """The synthetic dataset at the benchmark's scale (cached in ``args.work``), optionally with a lever;
+    ``seed`` (pipeline seeds) reseeds every stage of the build."""
     recipe = Recipe.from_yaml(ROOT / "dataset_scripts" / f"{spec['recipe']}.yaml")
     recipe = recipe.with_overrides(per_class=args.per_class, k=args.k)
     # the shared copies are normalised (label names of the task): no label_column / label_map from the recipe
@@ -140,7 +159,9 @@ def build(spec: dict, args, data: Path, log, lever: str | None = None) -> tuple[
     if lever == "daftt":
         recipe.daftt = DafttConfig(mode="generate", train_rows=min(DAFTT_ROWS, args.source_limit),
                                    finetune=FinetuneConfig(epochs=1, learning_rate=1e-3, batch_size=8, max_length=96))
-    name = f"{recipe.name}-bench" + (f"-{lever}" if lever else "")
+    if seed is not None:
+        recipe = recipe.with_overrides(seed=seed)
+    name = f"{recipe.name}-bench" + (f"-{lever}" if lever else "") + (f"-seed{seed}" if seed is not None else "")
     summary = build_dataset(recipe.validate(), Path(args.work) / name, Path(args.work) / recipe.name, log=log)
     return Path(args.work) / name, summary
 
@@ -180,65 +201,143 @@ def task_args(args: argparse.Namespace, spec: dict) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), **filled})
 
 
+PIPELINE_SEED_BASE = 42  # --pipeline-seeds: seed i builds with seed 42 + i (42: the recipes' own seed)
+
+
+def student_info(args, encoder: dict) -> dict:
+    """Which student made the table, in words and settings (every table and JSON carries it)."""
+    if args.student == "frozen-features":
+        settings = {**FROZEN_DEFAULTS, "epochs": args.student_epochs}
+        what = (f"frozen-features: a 2-layer head on frozen `{encoder['name']}` sentence embeddings "
+                f"(hf_crossaug.students.frozen; `crossaug train --backend frozen-features`)")
+    else:
+        settings = {**FINETUNE_DEFAULTS, "epochs": args.student_epochs}
+        what = (f"finetune: `{encoder['name']}` fine-tuned, input embeddings frozen (StudentConfig default) "
+                f"(hf_crossaug.students.classification.train_student; `crossaug train`)")
+    settings_text = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in settings.items())
+    return {"backend": args.student, "encoder": encoder, "settings": settings,
+            "description": f"{what}; {settings_text}; epoch chosen on the English dev set"}
+
+
+def seeds_vary(args) -> str:
+    if args.pipeline_seeds:
+        return (f"the whole pipeline: seed i rebuilds with seed {PIPELINE_SEED_BASE}+i the generations (whose seed "
+                "also draws the English source subset), the teacher and the selections, and seeds the student "
+                "(initialisation, order, SRC+GEN / GEN draws) with i")
+    return ("the student only (initialisation, data order) and the SRC+GEN / GEN draws; the generations, teacher "
+            f"and selections are built once (seed {PIPELINE_SEED_BASE})")
+
+
+def finetune_correct(row: str, seed: int, args, task, gold, synthetic_: dict, dev, targets: dict) -> tuple[int, dict]:
+    """One fine-tuned student (`train_student`, the whole flow of ``crossaug train``): training rows and
+    per-language per-example correctness on the targets."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from hf_crossaug.students.classification import train_student
+    from hf_crossaug.students.evaluate import predict as predict_model
+
+    cfg = StudentConfig(model=args.student_model, mode=row, task=task.name, epochs=args.student_epochs, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "student"
+        res = train_student(cfg, synthetic_, gold, dev, out, log=lambda m: None)
+        model = AutoModelForSequenceClassification.from_pretrained(out, use_safetensors=True).eval()
+        tokenizer = AutoTokenizer.from_pretrained(out)
+        if torch.cuda.is_available():
+            model.cuda()
+        ok = {lang: predict_model(model, tokenizer, ds, task, cfg.max_length) == np.asarray(ds["label"])
+              for lang, ds in targets.items()}
+    return res["counts"]["total"], ok
+
+
 def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
     """The task's table; ``checkpoint(result)`` (if given) gets the table so far after the main rows and
     after each lever, so a long lever run that is stopped keeps what it finished."""
     spec, data = TASKS[task_name], Path(args.data)
     args = task_args(args, spec)
-    timings: dict[str, float] = {}
-    t0 = t = time.perf_counter()
-    folder, summary = build(spec, args, data, log)
-    timings["build_s"] = time.perf_counter() - t
+    timings: dict[str, float] = {"build_s": 0.0}
+    t0 = time.perf_counter()
+    builds: dict = {}  # (pipeline seed or None, lever) -> (folder, summary, synthetic configs, gold rows)
+
+    def built(seed: int, lever: str | None = None) -> tuple:
+        pseed = PIPELINE_SEED_BASE + seed if args.pipeline_seeds else None
+        if (pseed, lever) not in builds:
+            t = time.perf_counter()
+            folder_, summary_ = build(spec, args, data, log, lever, pseed)
+            gen_seed = Recipe.from_dict(summary_["stats"]["recipe"]).generation.seed
+            gold_ = load_source(task, str(data / spec["source"]), limit=args.source_limit, seed=gen_seed)
+            builds[pseed, lever] = (folder_, summary_, {n: load_synthetic(folder_, n) for n in summary_["rows"]}, gold_)
+            timings["build_s"] += time.perf_counter() - t
+        return builds[pseed, lever]
+
+    pseed0 = PIPELINE_SEED_BASE if args.pipeline_seeds else None
+    t = time.perf_counter()
+    folder, summary = build(spec, args, data, log, seed=pseed0)
+    timings["build_s"] += time.perf_counter() - t
     recipe = Recipe.from_dict(summary["stats"]["recipe"])
     task = recipe.task_spec
     synthetic = {name: load_synthetic(folder, name) for name in summary["rows"]}
     gold = load_source(task, str(data / spec["source"]), limit=args.source_limit, seed=recipe.generation.seed)
+    builds[pseed0, None] = (folder, summary, synthetic, gold)
     dev = load_source(task, str(data / spec["dev"]), limit=args.dev_limit)
-    targets = {lang: load_source(task, str(data / f), limit=args.target_limit) for lang, f in spec["targets"].items()}
+    # MahaSent's dev-mr.jsonl has one row with empty text: dropped, as load_source did before on_invalid existed
+    targets = {lang: load_source(task, str(data / f), limit=args.target_limit, on_invalid="drop")
+               for lang, f in spec["targets"].items()}
 
     t = time.perf_counter()
-    embedder = SentenceEmbedder()
+    embedder = SentenceEmbedder(args.student_model)
     ref = embedder.ref
-    cache = FeatureCache(embedder, Path(args.work) / f"features-{ref.name.replace('/', '--')}-{ref.revision}")
-    dev_x = cache.features(dev, task)
-    target_x = {lang: cache.features(ds, task) for lang, ds in targets.items()}
-    cache.save()
+    cache = None
+    if args.student == "frozen-features":
+        cache = FeatureCache(embedder, Path(args.work) / f"features-{ref.name.replace('/', '--')}-{ref.revision}")
+        dev_x = cache.features(dev, task)
+        target_x = {lang: cache.features(ds, task) for lang, ds in targets.items()}
+        cache.save()
     timings["target_features_s"] = time.perf_counter() - t
 
-    def run_rows(rows_: list[str], synthetic_: dict, suffix: str = "") -> None:
+    def student_correct(row: str, seed: int, synthetic_: dict, gold_) -> tuple[int, dict]:
+        if args.student == "finetune":
+            return finetune_correct(row, seed, args, task, gold_, synthetic_, dev, targets)
+        rows = build_training_set(row, gold_, synthetic_, task, seed=seed)
+        head = train_head(cache.features(rows, task), rows, dev_x, dev, task, seed, epochs=args.student_epochs)
+        return len(rows), {lang: predict(head, target_x[lang]) == np.asarray(ds["label"])
+                           for lang, ds in targets.items()}
+
+    def run_rows(rows_: list[str], lever: str | None = None) -> None:
+        suffix = f" [{lever}]" if lever else ""
         for row in rows_:
             per_seed = []
             for seed in range(args.seeds):
-                rows = build_training_set(row, gold, synthetic_, task, seed=seed)
-                head = train_head(cache.features(rows, task), rows, dev_x, dev, task, seed,
-                                  epochs=args.student_epochs)
+                _, _, synthetic_, gold_ = built(seed, lever)
+                n_rows, ok = student_correct(row, seed, synthetic_, gold_)
                 accs = {}
-                for lang, ds in targets.items():
-                    ok = predict(head, target_x[lang]) == np.asarray(ds["label"])
-                    correct.setdefault(row + suffix, {}).setdefault(lang, []).append(ok)
-                    accs[lang] = float(ok.mean() * 100)
-                per_seed.append({"seed": seed, "train_rows": len(rows), **accs})
+                for lang in targets:
+                    correct.setdefault(row + suffix, {}).setdefault(lang, []).append(ok[lang])
+                    accs[lang] = float(ok[lang].mean() * 100)
+                per_seed.append({"seed": seed, "train_rows": n_rows, **accs})
             results[row + suffix] = summarise(per_seed, list(targets))
             log(f"{task_name} {row + suffix:22s} " + "  ".join(f"{k} {v:.2f}" for k, v in results[row + suffix]["mean"].items()))
 
     results, correct = {}, {}
-    t = time.perf_counter()
-    run_rows([r for r in ROWS if r in {"SRC", "SRC+GEN", *args.rows}], synthetic)
-    cache.save()
-    timings["students_s"] = time.perf_counter() - t
+    t, build_before = time.perf_counter(), timings["build_s"]
+    run_rows([r for r in ROWS if r in {"SRC", "SRC+GEN", *args.rows}])
+    if cache:
+        cache.save()
+    timings["students_s"] = time.perf_counter() - t - (timings["build_s"] - build_before)
     levers = {}
 
     def assemble() -> dict:
         return result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets, embedder, folder,
-                           {**timings, "total_s": time.perf_counter() - t0}, results, correct, levers)
+                           {**timings, "total_s": time.perf_counter() - t0}, results, correct, levers, builds)
 
     if checkpoint and args.levers:
         checkpoint(assemble())
     for lever in args.levers:
         t = time.perf_counter()
-        lfolder, lsummary = build(spec, args, data, log, lever)
-        run_rows(list(LEVER_ROWS), {n: load_synthetic(lfolder, n) for n in lsummary["rows"]}, f" [{lever}]")
-        cache.save()
+        _, lsummary, _, _ = built(0, lever)
+        run_rows(list(LEVER_ROWS), lever)
+        if cache:
+            cache.save()
         levers[lever] = {"rows": lsummary["rows"], "counts": lsummary["stats"]["counts"],
                          "recipe_generation": lsummary["stats"]["recipe"]["generation"],
                          "templates": lsummary["stats"]["recipe"]["templates"], "daftt": lsummary["stats"].get("daftt"),
@@ -249,15 +348,17 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
 
 
 def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets, embedder, folder, timings,
-                results, correct, levers) -> dict:
+                results, correct, levers, builds=None) -> dict:
     """The JSON record of a run: the table with its significance tests, data, models, scale, timings."""
     pooled = {row: np.concatenate([np.mean(correct[row][lang], axis=0) for lang in targets]) for row in results}
     for row in results:
         results[row]["p_vs"] = {base: permutation_p(pooled[row], pooled[base], args.permutations)
                                 for base in ("SRC+GEN", "SRC") if base != row}
     stats = summary["stats"]
-    return {
+    out = {
         "task": task_name,
+        "student": student_info(args, embedder.ref.provenance()),
+        "seeds_vary": seeds_vary(args),
         "recipe": recipe.to_dict(),
         "data": {"source": {**file_info(data / spec["source"]), "rows": len(gold)},
                  "dev": {**file_info(data / spec["dev"]), "rows": len(dev)},
@@ -267,20 +368,34 @@ def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets
                    "student_encoder": embedder.ref.provenance()},
         "synthetic": {"folder": str(folder), "rows": summary["rows"], "counts": stats["counts"]},
         "scale": {k: getattr(args, k) for k in ("seeds", "source_limit", "dev_limit", "target_limit", "per_class",
-                                                "k", "clusters", "teacher_epochs", "student_epochs")},
+                                                "k", "clusters", "teacher_epochs", "student", "student_epochs",
+                                                "pipeline_seeds")},
         "timings": {**{f"{k}_s": round(v, 1) for k, v in stats["timings"].items()},
                     **{k: round(v, 1) for k, v in timings.items()}},
         "rows": results,
         "levers": levers,
     }
+    if args.pipeline_seeds and builds:
+        out["pipeline_builds"] = {
+            f"seed {pseed}" + (f" [{lever}]" if lever else ""): {
+                "folder": str(b[0]), "rows": b[1]["rows"],
+                "teacher_dev_accuracy": (b[1]["stats"].get("teacher") or {}).get("dev_accuracy")}
+            for (pseed, lever), b in builds.items()}
+    return out
 
 
 def markdown(res: dict) -> str:
     langs = [k for k in next(iter(res["rows"].values()))["mean"] if k != "avg"]
+    # runs before the student option were all made by the frozen-feature head with student-only seeds
+    student = (res.get("student") or {}).get("description", "frozen-features: a 2-layer head on frozen e5 sentence "
+                                                              "embeddings; epoch chosen on the English dev set")
+    seeds = res.get("seeds_vary", seeds_vary(argparse.Namespace(pipeline_seeds=False)))
+    n = res["scale"]["seeds"]
+    caption = [f"Student: {student}.", "", f"{n} seed{'s' * (n != 1)}; seeds vary {seeds}.", ""]
     head = ["row", *langs, "avg", "p vs SRC+GEN", "p vs SRC"]
     if res["task"] == "nli":
         head += [f"paper zero-shot ({'/'.join(langs)})", "paper translate-train"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [*caption, "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row, r in res["rows"].items():
         cells = [row, *(f"{r['mean'][k]:.2f} ± {r['std'][k]:.2f}" for k in [*langs, "avg"])]
         cells += [f"{r['p_vs'][b]:.3f}" if b in r["p_vs"] else "—" for b in ("SRC+GEN", "SRC")]
@@ -308,7 +423,10 @@ def plot(res: dict, path: Path) -> None:
     ax.set_ylim(max(0, lo - 5), None)
     ax.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, rows, rotation=35, ha="right")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"{res['task']}: student accuracy per target language (mean ± std over {res['scale']['seeds']} seeds)")
+    student = (res.get("student") or {}).get("backend", "frozen-features")
+    pipeline = " (pipeline seeds)" if res["scale"].get("pipeline_seeds") else ""
+    ax.set_title(f"{res['task']}: {student} student accuracy per target language "
+                 f"(mean ± std over {res['scale']['seeds']} seeds{pipeline})")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -317,12 +435,16 @@ def plot(res: dict, path: Path) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if not (Path(args.data) / "snli").is_dir():
-        raise SystemExit(f"error: shared data folder not found: {args.data} (pass --data)")
+    tasks = list(TASKS) if args.task == "all" else [args.task]
+    missing = [rel for t in tasks for rel in (TASKS[t]["source"], TASKS[t]["dev"], *TASKS[t]["targets"].values())
+               if not (Path(args.data) / rel).is_file()]
+    if missing:
+        raise SystemExit(f"error: shared data not found: {Path(args.data) / missing[0]} (pass --data)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for task_name in (list(TASKS) if args.task == "all" else [args.task]):
-        stem = out / f"reproduce-{task_name}{args.tag}"
+    for task_name in tasks:
+        kind = ("-finetune" if args.student == "finetune" else "") + ("-pipeline-seeds" if args.pipeline_seeds else "")
+        stem = out / f"reproduce-{task_name}{kind}{args.tag}"
         res = run_task(task_name, args, checkpoint=lambda partial: write(partial, stem))
         write(res, stem)
         print(markdown(res))

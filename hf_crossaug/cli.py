@@ -104,10 +104,12 @@ def train(
     output: Path = typer.Option(..., "--output", "-o", help="output model folder"),
     model: Optional[str] = typer.Option(None, help="base encoder: folder or Hub id (default: embedded e5-small)"),
     task: Optional[str] = typer.Option(None, help="nli, sentiment, copa, storycloze or winograd (default: from the dataset)"),
-    epochs: int = typer.Option(3, help="training epochs"),
-    lr: float = typer.Option(5e-5, "--lr", help="learning rate"),
-    batch_size: int = typer.Option(16, help="training batch size"),
-    max_length: int = typer.Option(128, help="max tokens per example"),
+    backend: str = typer.Option("finetune", help="finetune (the whole encoder) or frozen-features (a small head on "
+                                "frozen sentence embeddings, the benchmark's fast student)"),
+    epochs: Optional[int] = typer.Option(None, help="training epochs (default: 3 finetune, 8 frozen-features)"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="learning rate (default: 5e-5 finetune, 2e-3 frozen-features)"),
+    batch_size: Optional[int] = typer.Option(None, help="training batch size (default: 16 finetune, 64 frozen-features)"),
+    max_length: int = typer.Option(128, help="max tokens per example (finetune; frozen-features: the encoder's limit)"),
     limit: Optional[int] = typer.Option(None, help="use a seeded subset of this many source rows"),
     dev_limit: Optional[int] = typer.Option(None, help="use a seeded subset of this many dev rows"),
     seed: int = typer.Option(42, help="seed for sampling and training"),
@@ -119,13 +121,16 @@ def train(
     for copa / storycloze / winograd datasets)."""
     from .config.student import StudentConfig
     from .students.classification import train_student
+    from .students.frozen import BACKEND as FROZEN, FROZEN_DEFAULTS
 
     try:
-        cfg = StudentConfig(model=model, mode=mode, config=config, task=task, epochs=epochs, learning_rate=lr,
-                            batch_size=batch_size, max_length=max_length, temperature=temperature,
-                            kd_formulation=kd_formulation, seed=seed, select_by=select_by, limit=limit,
-                            dev_limit=dev_limit)
-        console.print(f"[bold]crossaug train[/] {mode} on {dataset} -> {output}")
+        given = {k: v for k, v in {"epochs": epochs, "learning_rate": lr, "batch_size": batch_size}.items()
+                 if v is not None}
+        cfg = StudentConfig(model=model, mode=mode, config=config, task=task, backend=backend,
+                            **({**FROZEN_DEFAULTS, **given} if backend == FROZEN else given), max_length=max_length,
+                            temperature=temperature, kd_formulation=kd_formulation, seed=seed, select_by=select_by,
+                            limit=limit, dev_limit=dev_limit)
+        console.print(f"[bold]crossaug train[/] {mode} ({backend}) on {dataset} -> {output}")
         res = train_student(cfg, dataset, source or "seed", dev, output, log=lambda m: console.print(m))
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         fail(exc)
@@ -134,6 +139,7 @@ def train(
     table.add_column("what")
     table.add_column("value")
     table.add_row("mode", f"{res['mode']} (config {res['dataset']['config'] or '-'})")
+    table.add_row("student", res["config"]["backend"] + (" (a head on frozen embeddings)" if res.get("head") else ""))
     table.add_row("rows", f"{counts['gold']} gold + {counts['generated']} generated ({counts['soft']} soft)")
     table.add_row(f"dev ({sel['select_by']})", f"accuracy {sel['dev_accuracy']:.4f}, macro-F1 "
                   f"{sel['dev_macro_f1']:.4f} on {sel['dev_size']} rows")

@@ -1,20 +1,23 @@
-"""The reproduction benchmark's pieces: its CLI entry, the feature-head student, the significance test."""
+"""The reproduction benchmark's pieces: its CLI entry, the feature-head student, the significance test, and a
+tiny end-to-end run of both students (frozen-features, finetune) and of pipeline seeds."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from datasets import Dataset
 from typer.testing import CliRunner
 
 from hf_crossaug.cli import app
 from hf_crossaug.config.tasks import SENTIMENT
+from hf_crossaug.students import frozen as feature_student
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the script itself is not a package
 
-import feature_student  # noqa: E402
 import reproduce  # noqa: E402
 
 
@@ -92,3 +95,77 @@ def test_permutation_p_agrees_with_scipy():
     ref = permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples",
                            vectorized=True, n_resamples=20_000, rng=np.random.default_rng(0)).pvalue
     assert abs(reproduce.permutation_p(a, b, 20_000) - ref) < 0.02
+
+
+# ---------------------------------------------------------------- a tiny end-to-end run (tiny models, no shared data)
+
+def write_shared_data(folder: Path, spec: dict) -> Path:
+    """The shared data layout for one task, filled from the packaged seed set (English stands in for targets)."""
+    from hf_crossaug.stages.source import load_source
+
+    rows = [{"text": r["text"], "label": SENTIMENT.labels[r["label"]]} for r in load_source(SENTIMENT, "seed")]
+    for rel in (spec["source"], spec["dev"], *spec["targets"].values()):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory, tiny_llm_dir, tiny_encoder_dir):
+    """`reproduce.build` swapped for a tiny-model build (the recipe's embedded generator is minutes on CPU);
+    everything after it (gold/dev/targets, students, tests, table) is the script's own code."""
+    from test_build_tiny import tiny_recipe
+
+    from hf_crossaug.build.export import build_dataset
+    from hf_crossaug.config.recipe import SourceConfig
+
+    tmp = tmp_path_factory.mktemp("bench")
+    spec = reproduce.TASKS["sentiment"]
+    data = write_shared_data(tmp / "data", spec)
+    calls = []
+
+    def tiny_build(spec_, args, data_, log, lever=None, seed=None):
+        calls.append(seed)
+        recipe = tiny_recipe("sentiment", tiny_llm_dir, tiny_encoder_dir)
+        recipe.source = SourceConfig(path=str(data_ / spec_["source"]), limit=args.source_limit)
+        if seed is not None:
+            recipe = recipe.with_overrides(seed=seed)
+        name = "tiny-bench" + (f"-seed{seed}" if seed is not None else "")
+        summary = build_dataset(recipe, Path(args.work) / name, Path(args.work) / "work", log=lambda m: None)
+        return Path(args.work) / name, summary
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(reproduce, "build", tiny_build)
+    common = ["--task", "sentiment", "--data", str(data), "--student-model", str(tiny_encoder_dir), "--rows", "SRC",
+              "T-div-k", "--source-limit", "30", "--dev-limit", "15", "--target-limit", "12", "--permutations", "50",
+              "--student-epochs", "1", "--work", str(tmp / "work"), "--out", str(tmp / "results")]
+    yield common, calls, tmp
+    mp.undo()
+
+
+@pytest.mark.parametrize("student", ["frozen-features", "finetune"])
+def test_tiny_run_of_each_student_writes_a_labelled_table(tiny_bench, student):
+    common, calls, tmp = tiny_bench
+    reproduce.main([*common, "--student", student, "--seeds", "1"])
+    stem = tmp / "results" / ("reproduce-sentiment" + ("-finetune" if student == "finetune" else ""))
+    res = json.loads(stem.with_suffix(".json").read_text())
+    assert res["student"]["backend"] == student and res["scale"]["student"] == student
+    assert list(res["rows"]) == ["SRC", "SRC+GEN", "T-div-k"]
+    for row in res["rows"].values():
+        assert set(row["mean"]) == {"mr", "hi", "avg"} and 0 <= row["mean"]["avg"] <= 100
+        assert row["seeds"][0]["train_rows"] >= 25  # 30 gold rows minus nothing; + generated for SRC+GEN / T-
+    table = stem.with_suffix(".md").read_text()
+    assert table.startswith(f"Student: {student}: ") and "1 seed; seeds vary the student only" in table
+    assert res["student"]["settings"]["epochs"] == 1
+
+
+def test_tiny_run_with_pipeline_seeds_rebuilds_per_seed(tiny_bench):
+    common, calls, tmp = tiny_bench
+    calls.clear()
+    reproduce.main([*common, "--seeds", "2", "--pipeline-seeds", "--tag=-x", "--rows", "SRC+GEN"])
+    assert calls == [42, 43]  # seed 0 -> the recipes' own seed 42, seed 1 -> 43
+    res = json.loads((tmp / "results" / "reproduce-sentiment-pipeline-seeds-x.json").read_text())
+    assert set(res["pipeline_builds"]) == {"seed 42", "seed 43"}
+    assert res["scale"]["pipeline_seeds"] is True and "the whole pipeline" in res["seeds_vary"]
+    assert list(res["rows"]) == ["SRC", "SRC+GEN"] and [s["seed"] for s in res["rows"]["SRC+GEN"]["seeds"]] == [0, 1]
+    assert "the whole pipeline" in (tmp / "results" / "reproduce-sentiment-pipeline-seeds-x.md").read_text()

@@ -78,11 +78,14 @@ def model_card(results: dict):
                     *(k for k in scores if k != "avg")})
     base = results["base_model"]
     mode = results["mode"]
+    cfg = results["config"]
+    frozen = cfg.get("backend") == "frozen-features"
     data = ModelCardData(
         model_name=results["model_name"], base_model=base.get("hub_id"), language=langs,
-        license=(results.get("dataset") or {}).get("license"), library_name="transformers",
+        license=(results.get("dataset") or {}).get("license"), library_name=None if frozen else "transformers",
         pipeline_tag="text-classification", datasets=[hub_dataset] if hub_dataset else None,
-        metrics=["accuracy", "f1"], tags=["hf_crossaug", "cross-lingual", "knowledge-distillation", f"mode:{mode}"],
+        metrics=["accuracy", "f1"], tags=["hf_crossaug", "cross-lingual", "knowledge-distillation", f"mode:{mode}",
+                                          *(["frozen-features"] if frozen else [])],
         eval_results=eval_results(results) or None,
     )
     kind, _, strategy = mode.partition("-") if mode.startswith("T") else (mode, "", "")
@@ -93,11 +96,16 @@ def model_card(results: dict):
                       f"macro-F1 {sel['dev_macro_f1']:.4f}.")
     if sel["select_by"] == "target-dev":
         selection_text += " Selecting on target-language data is not zero-shot: compare with care."
-    cfg = results["config"]
     hyper = {"epochs": cfg["epochs"], "learning_rate": cfg["learning_rate"], "batch_size": cfg["batch_size"],
              "max_length": cfg["max_length"], "temperature": cfg["temperature"],
              "kd_formulation": cfg["kd_formulation"], "seed": cfg["seed"],
              "freeze_embeddings": cfg["freeze_embeddings"], "training time (s)": results["timings"]["train_s"]}
+    head = results.get("head") or {}
+    if frozen:  # max_length / freeze_embeddings do not apply: the encoder is frozen, it truncates at its own limit
+        hyper = {k: v for k, v in hyper.items() if k not in ("max_length", "freeze_embeddings")}
+        hyper["head"] = (f"LayerNorm -> Linear({head.get('input_dim')}, {head.get('hidden')}) -> GELU -> "
+                         f"Dropout({head.get('dropout')}) -> Linear({head.get('hidden')}, {head.get('num_labels')})")
+        hyper["encoding time (s)"] = results["timings"].get("encode_s")
     eval_rows = [{"lang": lang, "ref": f"`{ev['targets'][lang]['ref']}`", **s} for lang, s in scores.items()
                  if lang != "avg"]
     if eval_rows and "avg" in scores:
@@ -105,7 +113,8 @@ def model_card(results: dict):
     eval_note = (f"Each language scored on a seeded subset of {ev['limit']} rows." if ev.get("limit")
                  else "Scored on the full sets.")
     return ModelCard.from_template(
-        data, template_path=str(TEMPLATES / "student_card.md"), model_name=results["model_name"], task=results["task"],
+        data, template_path=str(TEMPLATES / ("frozen_student_card.md" if frozen else "student_card.md")),
+        head=head, model_name=results["model_name"], task=results["task"],
         labels=results["labels"], language=results.get("language"), package_version=results["package_version"],
         task_text=TASK_TEXT.get(results["task"], results["task"]), mode=mode, mode_description=MODE_TEXT.get(kind, MODE_TEXT.get(mode, "")).format(s=strategy),
         eval_rows=eval_rows, eval_note=eval_note, selection_text=selection_text, base=base,

@@ -8,10 +8,16 @@ is in the target language, which is then recorded in the results and the card. T
 what one uploads to the Hub: safetensors weights, tokenizer, ``crossaug_student.json`` (everything the
 card is rendered from) and ``README.md``. `evaluate_model` adds per-language accuracy / macro-F1 and
 re-renders the card, whose YAML then carries them in the Hub's ``model-index`` format.
+
+``StudentConfig.backend`` picks what is trained: ``"finetune"`` (default) fine-tunes the whole encoder;
+``"frozen-features"`` trains only a small head on frozen sentence embeddings (`hf_crossaug.students.frozen`,
+the reproduction benchmark's student) through the same flow: gold/dev loading, modes, epoch selection,
+results file, card and `evaluate_model`.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,11 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config.base import check
 from ..config.student import StudentConfig
 from ..config.tasks import MultipleChoiceSpec, get_task
 from ..models.resolve import ENCODER_DEFAULT, resolve_model
 from ..models.training import one_line_load_errors
 from .card import save_results
+from .evaluate import evaluate_model, load_target, parse_target  # noqa: F401  (re-exported: cli, methods.stt)
+from .frozen import BACKEND, HEAD_FILE, fit_frozen
 from .common import (build_info, dataset_hub_id, fit_best_epoch, gold_and_dev, infer_task, results_dict, student_args,
                      synthetic)
 from .multiple_choice import train_mc_student
@@ -45,6 +54,7 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
     from ..metrics.functions import classification_scores
 
     t0 = time.perf_counter()
+    check(config, "student")
     mode = parse_mode(config.mode)
     if config.select_by == "target-dev" and dev is None:
         raise ValueError("select_by='target-dev' needs a target-language dev set (dev=...)")
@@ -59,7 +69,9 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
         first = synthetic(dataset_ref, synthetic_config(mode, config.config))
         task = infer_task(first.column_names)
     if isinstance(task, MultipleChoiceSpec):
-
+        if config.backend == BACKEND:
+            raise ValueError(f"backend {BACKEND!r} trains classifiers only; multiple-choice task {task.name!r} "
+                             "needs backend 'finetune'")
         return train_mc_student(config, task, dataset_ref, gold_source, dev, out, info, log)
 
     gold, gold_name, dev_ds, dev_name = gold_and_dev(task, gold_source, dev, config)
@@ -72,6 +84,20 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
         used_config = f"raw (random draw sized like {config.config or DEFAULT_SIZE_CONFIG})"
     log(f"mode {mode.name}: {counts['gold']} gold + {counts['generated']} generated rows "
         f"({counts['soft']} soft); dev {len(dev_ds)} rows")
+
+    dataset = {"ref": str(dataset_ref) if isinstance(dataset_ref, (str, Path)) else None,
+               "hub_id": dataset_hub_id(dataset_ref, info),
+               "config": used_config if mode.config is not None else None, "license": recipe.get("license")}
+    summary = dict(mode=mode.name, dataset=dataset, gold_name=gold_name, counts=counts, dev_name=dev_name,
+                   dev_size=len(dev_ds), t0=t0)
+    if config.backend == BACKEND:
+        out.mkdir(parents=True, exist_ok=True)
+        fit, ref, encode_s = fit_frozen(config, task, train_rows, dev_ds, out, log)
+        results = results_dict(config, task, out, ref, info, fit, **summary)
+        results["timings"]["encode_s"] = round(encode_s, 1)
+        results["head"] = json.loads((out / HEAD_FILE).read_text())
+        save_results(out, results)
+        return results
 
     ref = resolve_model(config.model, ENCODER_DEFAULT, config.revision)
     torch.manual_seed(config.seed)
@@ -92,15 +118,7 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
         compute_metrics=lambda p: classification_scores(np.argmax(p.predictions, -1), p.label_ids, labels),
     )
     fit = fit_best_epoch(trainer, out)
-    dataset = {"ref": str(dataset_ref) if isinstance(dataset_ref, (str, Path)) else None,
-               "hub_id": dataset_hub_id(dataset_ref, info),
-               "config": used_config if mode.config is not None else None, "license": recipe.get("license")}
-    results = results_dict(config, task, out, ref, info, fit, mode=mode.name, dataset=dataset, gold_name=gold_name,
-                           counts=counts, dev_name=dev_name, dev_size=len(dev_ds), t0=t0)
+    results = results_dict(config, task, out, ref, info, fit, **summary)
     save_results(out, results)
     return results
 
-
-# ---------------------------------------------------------------- model card
-
-# ---------------------------------------------------------------- evaluation

@@ -67,10 +67,11 @@ def _load_labelled(task: TaskSpec, ref, limit: int | None, seed: int) -> tuple[D
     return load_source(task, str(ref), limit=limit, seed=seed), str(ref)
 
 
-def student_args(config: StudentConfig, out: Path) -> dict:
-    """`TrainingArguments` fields shared by every student: evaluate and save each epoch, keep the best."""
+def student_args(config: StudentConfig, out: Path, **overrides) -> dict:
+    """`TrainingArguments` fields shared by every student: evaluate and save each epoch, keep the best
+    (``overrides`` replace single fields, e.g. the frozen-feature head's eval batch size)."""
     return epoch_selection_args(str(out / "checkpoints"), config.epochs, config.learning_rate, config.batch_size,
-                                config.seed)
+                                config.seed, **overrides)
 
 
 def fit_best_epoch(trainer, out: Path) -> tuple[dict, str | None, list[dict], float]:

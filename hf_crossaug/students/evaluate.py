@@ -18,6 +18,7 @@ from ..models.training import one_line_load_errors, predict_logits
 from ..stages.source import FORMATS, load_source, normalise
 from ..utils.files import RESULTS_FILE
 from .card import save_results
+from .frozen import FrozenFeatureClassifier, is_frozen_student
 from .modes import load_folder_or_hub
 from .multiple_choice import predict_choices
 
@@ -74,7 +75,8 @@ def evaluate_model(model_dir_or_id: str | Path, targets: Mapping[str, str], task
 
     ``targets`` maps a language code to a file or ``FOLDER_OR_HUB_ID[:config][@split]``; ``limit`` scores a
     seeded subset of N rows per language (`load_source`'s subset, ``seed``). When the model is a folder made
-    by `train_student`, its ``crossaug_student.json`` and card are updated with the results.
+    by `train_student`, its ``crossaug_student.json`` and card are updated with the results. A folder of
+    the frozen-feature backend (``crossaug_head.json``) is scored with its head on the referenced encoder.
     """
     from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -90,6 +92,13 @@ def evaluate_model(model_dir_or_id: str | Path, targets: Mapping[str, str], task
     task = get_task(task) if isinstance(task, str) else task
     max_length = max_length or (saved["config"]["max_length"] if saved else 128)
     mc = isinstance(task, MultipleChoiceSpec)
+    if is_frozen_student(folder):
+        if mc:
+            raise ValueError(f"{model_dir_or_id} is a frozen-feature classifier; it cannot score {task.name!r}")
+        clf = FrozenFeatureClassifier.load(folder)
+        clf.check_task(task)
+        return _score(lambda ds: clf.predict(ds, task), model_dir_or_id, targets, task, limit, seed, folder, saved,
+                      update_card)
     model_class, predict_fn = (AutoModelForMultipleChoice, predict_choices) if mc else (
         AutoModelForSequenceClassification, predict)
     ref = resolve_model(str(model_dir_or_id), ENCODER_DEFAULT)
@@ -98,11 +107,18 @@ def evaluate_model(model_dir_or_id: str | Path, targets: Mapping[str, str], task
         model = model_class.from_pretrained(ref.path, use_safetensors=True).eval()
     if torch.cuda.is_available():
         model.cuda()
+    return _score(lambda ds: predict_fn(model, tokenizer, ds, task, max_length, batch_size), model_dir_or_id,
+                  targets, task, limit, seed, folder, saved, update_card)
+
+
+def _score(predict_ds, model_dir_or_id, targets: Mapping[str, str], task: TaskSpec, limit, seed, folder: Path,
+           saved: dict | None, update_card: bool) -> dict:
+    """Predict every target with ``predict_ds(dataset) -> label ids``; per-language scores; update the card."""
     t0 = time.perf_counter()
     preds, refs, langs, meta = [], [], [], {}
     for lang, target in targets.items():
         ds = load_target(task, target, limit=limit, seed=seed)
-        preds.append(predict_fn(model, tokenizer, ds, task, max_length, batch_size))
+        preds.append(predict_ds(ds))
         refs.append(np.asarray(ds["label"]))
         langs += [lang] * len(ds)
         meta[lang] = {k: v for k, v in parse_target(target).items() if k != "kind"}
