@@ -160,7 +160,7 @@ def evaluate(
     crossaug model folder. A file target may name a row slice: LANG=FILE@train[120:]."""
     import json
 
-    from .students.classification import evaluate_model
+    from .students.evaluate import evaluate_model
 
     try:
         res = evaluate_model(model, parse_targets(target), task=task, limit=limit, batch_size=batch_size)

@@ -51,7 +51,7 @@ def evaluate_lm(model_ref: str, adapters: Mapping[str, Adapter], task: TaskSpec,
     from peft import PeftModel
 
     from ..metrics.functions import per_language_scores
-    from ..students.classification import load_target, parse_target
+    from ..students.evaluate import load_target, parse_target
 
     if not targets:
         raise ValueError("no targets to evaluate on: pass at least one LANG=DATA")

@@ -31,7 +31,6 @@ from ..config.tasks import MultipleChoiceSpec, get_task
 from ..models.resolve import ENCODER_DEFAULT, resolve_model
 from ..models.training import one_line_load_errors
 from .card import save_results
-from .evaluate import evaluate_model, load_target, parse_target  # noqa: F401  (re-exported: cli, methods.stt)
 from .frozen import BACKEND, HEAD_FILE, fit_frozen
 from .common import (build_info, dataset_hub_id, fit_best_epoch, gold_and_dev, infer_task, results_dict, student_args,
                      synthetic)
