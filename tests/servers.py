@@ -23,10 +23,8 @@ from pathlib import Path
 
 def embedded_generator_dir() -> str:
     """Folder of the embedded SmolLM2-135M-Instruct (the one place that knows where resolve_model lives)."""
-    try:
-        from hf_crossaug.models import GENERATOR_DEFAULT, resolve_model
-    except ImportError:  # during the package restructure the resolver lives in a submodule
-        from hf_crossaug.models.resolve import GENERATOR_DEFAULT, resolve_model
+    from hf_crossaug.models.resolve import GENERATOR_DEFAULT, resolve_model
+
     return resolve_model(None, GENERATOR_DEFAULT).path
 
 
@@ -65,10 +63,11 @@ def start_transformers_serve(model_dir: str, log_path: Path, timeout: float = 18
     port = free_port()
     cmd = transformers_cli() + ["serve", model_dir, "--host", "127.0.0.1", "--port", str(port),
                                 "--device", "cpu", "--dtype", "float32", "--log-level", "warning"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    log.close()
+    # one thread: on a shared 2-core box an oversubscribed OpenMP pool spins instead of working
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+           "OMP_NUM_THREADS": "1"}
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     served = ServedModel(proc, port, model_dir, log_path)
     try:
         _wait_ready(served, timeout)

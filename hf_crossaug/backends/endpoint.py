@@ -14,6 +14,7 @@ import concurrent.futures
 import contextlib
 import email.utils
 import logging
+import math
 import os
 import random
 import time
@@ -23,7 +24,7 @@ from datetime import timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from .request_cache import RequestCache, key_for
+from .request_cache import CACHE_FILE, RequestCache, key_for
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class RequestFailed(Exception):
 
 
 class _Abort(Exception):
-    """More requests failed than max_failed_fraction allows: the run's outcome is already decided."""
+    """Sending more is pointless: too many failures already, or a long streak of them (a dead server)."""
 
 
 def redact_url(url: str) -> str:
@@ -83,7 +84,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
         seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
+    if math.isnan(seconds):
         return None
     return max(0.0, seconds)
 
@@ -177,7 +178,7 @@ class EndpointGenerator:
         api_key(config)  # fail now, not after loading prompts, when the named variable is missing
         self.config = config
         self.replicas = [Replica(u.rstrip("/"), redact_url(u)) for u in urls]
-        self.cache = RequestCache(Path(cache_dir))
+        self.cache = RequestCache(Path(cache_dir) / CACHE_FILE)
         self.backoff_base, self.backoff_cap, self.cooloff = backoff_base, backoff_cap, cooloff
         self.rng = rng or random.Random()
         self.stats = _new_stats()
@@ -225,7 +226,7 @@ class EndpointGenerator:
     async def _generate(self, prompts: list[str], seeds: list[int]):
         start = time.monotonic()
         try:
-            keys, answers, failed, aborted = await self._with_clients(self._answer_all(prompts, seeds))
+            keys, answers, failed, stopped = await self._with_clients(self._answer_all(prompts, seeds))
         finally:
             self.stats["wall_seconds"] += time.monotonic() - start
             wall = self.stats["wall_seconds"]
@@ -234,18 +235,20 @@ class EndpointGenerator:
         texts = [answers[k]["text"] if k in answers else None for k in keys]
         tokens = [answers[k]["completion_tokens"] if k in answers else 0 for k in keys]
         n_failed = sum(reasons.values())
-        if n_failed:
-            why = ", ".join(f"{r} {n}" for r, n in reasons.most_common())
-            detail = next((f": {self._details[r]}" for r in reasons if r in self._details), "")
-            head = f"generation: {n_failed} of {len(keys)} requests failed ({why}{detail})"
-            if aborted or n_failed > self.config.max_failed_fraction * len(keys):
-                unsent = sum(t is None for t in texts) - n_failed
-                stop = f", {unsent} not sent as the run stopped early" if unsent else ""
-                raise RuntimeError(
-                    f"{head}{stop} — more than max_failed_fraction {self.config.max_failed_fraction}; "
-                    f"finished answers are cached in {self.cache.path}, rerun to continue")
+        if not n_failed:
+            return texts, tokens
+        why = ", ".join(f"{r} {n}" for r, n in reasons.most_common())
+        detail = next((f": {self._details[r]}" for r in reasons if r in self._details), "")
+        head = f"generation: {n_failed} of {len(keys)} requests failed ({why}{detail})"
+        over = n_failed > self.config.max_failed_fraction * len(keys)
+        if not (stopped or over):
             logger.warning("%s; within max_failed_fraction, their texts are None", head)
-        return texts, tokens
+            return texts, tokens
+        unsent = sum(t is None for t in texts) - n_failed
+        head += f", {unsent} not sent as the run stopped early" if unsent else ""
+        raise RuntimeError(
+            f"{head} — {stopped or f'more than max_failed_fraction {self.config.max_failed_fraction}'}; "
+            f"finished answers are cached in {self.cache.path}, rerun to continue")
 
     async def _with_clients(self, coro):
         """Open one client per replica for this event loop (clients are bound to the loop that made them)."""
@@ -263,8 +266,9 @@ class EndpointGenerator:
             self._clients = {}
 
     async def _answer_all(self, prompts: list[str], seeds: list[int]):
-        """Each prompt's key, answers by key, failure reasons by key, and whether the run stopped early."""
+        """Each prompt's key, answers by key, failure reasons by key, and why the run stopped early (or None)."""
         await self._check_served()
+        self._details = {}
         bodies = [self._body(p, s) for p, s in zip(prompts, seeds)]
         keys = [key_for(self.model_id, self.revision, b) for b in bodies]
         answers: dict = self.cache.get_many(keys)
@@ -272,34 +276,39 @@ class EndpointGenerator:
         body_of = dict(zip(keys, bodies))
         todo = iter([k for k in dict.fromkeys(keys) if k not in answers])  # a repeated request goes once
         failed: dict[str, str] = {}
-        weight, n_failed = Counter(keys), 0  # prompts, not unique requests, make the failed fraction
+        weight, n_failed, streak = Counter(keys), 0, 0  # prompts, not unique requests, make the fraction
         limit = self.config.max_failed_fraction * len(keys)
+        n_workers = max(1, self.config.max_in_flight)
+        max_streak = max(8, 2 * n_workers)  # every worker failed twice in a row, each after all its retries
 
         async def worker():
-            nonlocal n_failed
+            nonlocal n_failed, streak
             for key in todo:  # workers share one iterator: each request is taken exactly once
                 try:
                     answers[key] = await self._request(key, body_of[key])
+                    streak = 0
                 except RequestFailed as f:
                     failed[key] = f.reason
                     self.stats["failures"][f.reason] = self.stats["failures"].get(f.reason, 0) + 1
                     if f.detail:
                         self._details.setdefault(f.reason, f.detail)
-                    n_failed += weight[key]
+                    n_failed, streak = n_failed + weight[key], streak + 1
                     if n_failed > limit:  # over the limit whatever the rest does: stop sending
-                        raise _Abort from None
+                        raise _Abort(f"more than max_failed_fraction {self.config.max_failed_fraction}") from None
+                    if streak >= max_streak:  # a dead server or a request it always rejects
+                        raise _Abort(f"the last {streak} requests all failed") from None
 
-        workers = [asyncio.create_task(worker()) for _ in range(max(1, self.config.max_in_flight))]
-        aborted = False
+        workers = [asyncio.create_task(worker()) for _ in range(n_workers)]
+        stopped = None
         try:
             await asyncio.gather(*workers)
-        except _Abort:
-            aborted = True
+        except _Abort as abort:
+            stopped = str(abort)
         finally:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-        return keys, answers, failed, aborted
+        return keys, answers, failed, stopped
 
     def _body(self, prompt: str, seed: int) -> dict:
         """The request JSON; it is also what the cache key hashes, so it holds every sampling choice."""
@@ -323,9 +332,9 @@ class EndpointGenerator:
         cfg = self.config
         for attempt in range(cfg.max_retries + 1):
             replica, wait = pick_replica(self.replicas, time.monotonic())
-            if wait > 0:
+            while wait > 0:  # every replica is cooling off: wait for the first one back
                 await asyncio.sleep(wait)
-                replica, _ = pick_replica(self.replicas, time.monotonic())
+                replica, wait = pick_replica(self.replicas, time.monotonic())
             replica.in_flight += 1
             replica.sent += 1
             self.stats["requests"] += 1
@@ -343,10 +352,12 @@ class EndpointGenerator:
                 return answer
             finally:
                 replica.in_flight -= 1
-            if failure.reason not in RETRY_REASONS or attempt == cfg.max_retries:
+            retryable = failure.reason in RETRY_REASONS
+            if retryable:  # the replica's health matters to every request, retried or not
+                self._cool_off(replica, failure)
+            if not retryable or attempt == cfg.max_retries:
                 raise failure
             self.stats["retries"][failure.reason] += 1
-            self._cool_off(replica, failure)
             await asyncio.sleep(backoff_delay(attempt, self.backoff_base, self.backoff_cap, self.rng))
         raise AssertionError("unreachable")
 

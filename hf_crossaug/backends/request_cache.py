@@ -34,8 +34,9 @@ class RequestCache:
     """
 
     def __init__(self, path: str | Path):
+        """``path``: the SQLite file, or an existing folder to hold ``requests.sqlite``."""
         self.path = Path(path)
-        if self.path.is_dir() or not self.path.suffix:
+        if self.path.is_dir():
             self.path = self.path / CACHE_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
