@@ -1,0 +1,85 @@
+"""The dataset card: everything a reviewer needs to reproduce a build, validated by ``huggingface_hub``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from ..citations import card_section
+from ..config.recipe import Recipe
+from ..config.select import SelectionConfig
+from ..config.tasks import MultipleChoiceSpec
+from ..version import __version__
+from .pipeline import PipelineResult
+from ..config.select import RAW
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "dataset_card.md"
+
+
+def _size_category(n: int) -> str:
+    for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < bound:
+            return label
+    return "1M<n<10M"
+
+
+WHAT = {RAW: "every kept generation with its teacher columns", "rand-k": "k random rows per class",
+        "top-k": "k rows per class with the highest teacher probability of the class",
+        "div-k": "per class, k-means over sentence embeddings; best teacher probability per cluster",
+        "amb-k": "per class, highest variability of the teacher's probability across epochs",
+        "easy-k": "per class, highest mean of the teacher's probability across epochs"}
+
+
+def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: dict, columns: list[str],
+                 repo_id: str) -> DatasetCard:
+    """A card a reviewer can reproduce the dataset from (validated by ``huggingface_hub``)."""
+    stats, task = result.stats, recipe.task_spec
+    default = "div-k" if "div-k" in rows else next(iter(rows))
+    configs = [{"config_name": n, "data_files": [{"split": "train", "path": f"data/{n}/train-*.parquet"}],
+                **({"default": True} if n == default else {})} for n in rows]
+    source = stats["source"]["name"]
+    mc = isinstance(task, MultipleChoiceSpec)
+    data = DatasetCardData(
+        language=sorted({"en", recipe.language}), license=recipe.license,
+        task_categories=["multiple-choice" if mc else "text-classification"],
+        task_ids=["multiple-choice-qa" if mc else
+                  "natural-language-inference" if task.name == "nli" else "sentiment-classification"],
+        size_categories=[_size_category(rows[RAW])], annotations_creators=["machine-generated"],
+        language_creators=["machine-generated"], multilinguality="multilingual" if recipe.language != "en" else "monolingual",
+        source_datasets=[f"extended|{source}" if recipe.source.path not in (None, "", "seed") else "original"],
+        pretty_name=recipe.name, configs=configs, tags=["synthetic", "hf_crossaug", f"route:{recipe.route}"],
+    )
+    hashes = task.template_hashes()
+    templates = [{"key": k, "hash": hashes[k], "text": v} for k, v in
+                 {**task.templates, "example_format": task.example_format}.items()]
+    stage_counts = [{"stage": stage, "prompts": c.get("prompts", ""), "kept": c.get("kept", ""),
+                     "reasons": ", ".join(f"{k}: {v}" for k, v in c.items() if k not in ("prompts", "kept")) or "-"}
+                    for stage, c in stats["counts"].items() if isinstance(c, dict)]
+    sel: SelectionConfig = recipe.selection
+    summaries = [{"name": n, "summary": "kept " + ", ".join(f"{task.labels[c]} {r.selected[c]}/{r.available[c]}"
+                                                          for c in r.selected)} for n, r in reports.items()]
+    gen = stats["recipe"]["generation"]
+    return DatasetCard.from_template(
+        data, template_path=str(TEMPLATE), pretty_name=recipe.name,
+        description=recipe.description or f"Synthetic {task.name} data for {recipe.language}.",
+        task=task.name, language=recipe.language, route=recipe.route, package_version=__version__,
+        k=sel.k, repo_id=repo_id, example_config=default,
+        config_rows=[{"name": n, "rows": r, "what": "every item that passed validation" if mc else WHAT.get(n, "selection")}
+                     for n, r in rows.items()],
+        columns=", ".join(f"`{c}`" for c in columns), generator=stats["generator"], daftt=stats.get("daftt"),
+        sampling=", ".join(f"{k}={gen[k]}" for k in ("temperature", "top_p", "no_repeat_ngram_size",
+                                                     "max_new_tokens", "batch_size", "dtype")),
+        prompt_style=gen["prompt_style"], n_shots=gen["n_shots"], domains="; ".join(recipe.domain_list),
+        per_class=recipe.per_class, two_step=task.two_step, multiple_choice=mc, labels=", ".join(task.labels),
+        shots=stats["source"].get("fewshot") or stats["source"], premise_source=recipe.premise_source,
+        templates=templates, teacher=stats["teacher"], source=stats["source"],
+        teacher_config=", ".join(f"{k}={v}" for k, v in stats["recipe"]["teacher"].items()),
+        strategies=", ".join(sel.strategies), selection_seed=sel.seed, n_clusters=sel.n_clusters,
+        selection_reports=summaries, stage_counts=stage_counts, labelled=stats["counts"]["labelled"],
+        timings=", ".join(f"{k} {v:.1f}" for k, v in stats["timings"].items()),
+        generation_seed=gen["seed"], teacher_seed=stats["recipe"]["teacher"]["seed"], recipe_name=recipe.name,
+        recipe_yaml=yaml.safe_dump(stats["recipe"], sort_keys=False, allow_unicode=True).strip(),
+        citation=card_section(),
+    )
