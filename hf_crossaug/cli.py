@@ -45,7 +45,7 @@ def build(
         out = output or Path("outputs") / r.name
         console.print(f"[bold]crossaug build[/] {r.name} ({path}) -> {out}")
         summary = build_dataset(r, out, work_dir, repo_id=repo_id, log=lambda m: console.print(m))
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:  # OSError: FileExistsError for an -o not ours
         fail(exc)
     print_summary(summary)
 
@@ -227,7 +227,7 @@ def push_cmd(
         console.print(f"[bold]crossaug push[/] {folder} -> {repo_id}{f'@{revision}' if revision else ''}")
         res = push(folder, repo_id, private=private, revision=revision, commit_message=message,
                    dataset_repo=dataset_repo)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         fail(exc)
     print(res.summary())
 
