@@ -14,7 +14,7 @@ from rich.table import Table
 
 app = typer.Typer(help="LLM-generated, teacher-labelled, selected training data for languages without labels.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a long path never breaks a line in two
 
 def fail(exc: Exception) -> None:
     """One-line error, no traceback, exit code 2 (finished shards and stages stay cached)."""

@@ -215,7 +215,6 @@ def _upload(folder: Path, repo_id: str, repo_type: str, private: bool, revision:
 
 def _push(folder: Path, repo_id: str, repo_type: str, private: bool, revision: str | None, message: str,
           endpoint: str | None, ignore: list[str], delete: list[str]) -> PushResult:
-    import httpx
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -229,7 +228,7 @@ def _push(folder: Path, repo_id: str, repo_type: str, private: bool, revision: s
                                  commit_message=message, ignore_patterns=list(ignore), delete_patterns=delete)
     except HfHubHTTPError as exc:  # one line; the message names the URL, never the token
         raise RuntimeError(f"the Hub refused the push: {_first_line(exc)}") from None
-    except (httpx.HTTPError, OSError) as exc:  # no network, no DNS, a closed port, a timeout
+    except (*_transport_errors(), OSError) as exc:  # no network, no DNS, a closed port, a timeout
         where = endpoint or api.endpoint
         raise RuntimeError(f"cannot reach the Hub at {where} ({type(exc).__name__}: {_first_line(exc)}); "
                            "nothing was uploaded and the folder is unchanged") from None
@@ -238,3 +237,16 @@ def _push(folder: Path, repo_id: str, repo_type: str, private: bool, revision: s
 
 def _first_line(exc: BaseException) -> str:
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP client errors huggingface_hub lets through (httpx2 in 2.x, httpx in 1.x)."""
+    import importlib
+
+    errors = []
+    for name in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(name).HTTPError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
