@@ -148,6 +148,8 @@ def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "labe
 
     def to_id(value) -> int | None:
         """Label id, -1 for "unlabelled", None for a value that is no label of the task."""
+        if value is not None and not isinstance(value, (str, int, float)):
+            return None  # a list, a mapping: never a label
         if value in UNLABELLED and not isinstance(value, bool):
             return -1
         if names is not None and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
