@@ -241,7 +241,7 @@ def test_a_label_that_is_no_class_never_becomes_one(value, tmp_path):
     with pytest.raises(ValueError) as info:
         load_source(SENTIMENT, str(path))
     assert "1 rows with a label that is not one of negative, neutral, positive" in str(info.value)
-    assert "in row 1)" in str(info.value)
+    assert f"(first: {value!r} in row 1)" in str(info.value)
     kept = load_source(SENTIMENT, str(path), on_invalid="drop")
     assert kept.to_list() == [{"text": "good", "label": 2}]
     assert kept.info.description == "dropped 1 unknown labels, 0 empty texts"

@@ -169,8 +169,10 @@ def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "labe
     empty = [i for i, lab in enumerate(labels) if lab is not None and lab >= 0
              and not all(isinstance(rows[c][i], str) and rows[c][i].strip() for c in task.text_columns)]
     if (bad_label or empty) and on_invalid != "drop":
+        first = raw_labels[bad_label[0]] if bad_label else None
+        first = float(f"{first:.6g}") if isinstance(first, float) else first  # 1.7, not float32's 1.7000000000000002
         parts = [f"{len(bad_label)} rows with a label that is not one of {', '.join(task.labels)} (first: "
-                 f"{raw_labels[bad_label[0]]!r} in row {bad_label[0]})"] if bad_label else []
+                 f"{first!r} in row {bad_label[0]})"] if bad_label else []
         parts += [f"{len(empty)} rows with empty text (first: row {empty[0]})"] if empty else []
         raise ValueError(f"source {where}: {'; '.join(parts)}; fix them, or set on_invalid: drop to drop and count "
                          "them")
