@@ -14,7 +14,7 @@ from rich.table import Table
 
 app = typer.Typer(help="LLM-generated, teacher-labelled, selected training data for languages without labels.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a long path never breaks a line in two
 
 
 @app.callback()
@@ -57,7 +57,7 @@ def build(
         out = output or Path("outputs") / r.name
         console.print(f"[bold]crossaug build[/] {r.name} ({path}) -> {out}")
         summary = build_dataset(r, out, work_dir, repo_id=repo_id)  # messages: the hf_crossaug logger
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:  # OSError: FileExistsError for an -o not ours
         fail(exc)
     print_summary(summary)
 
@@ -245,7 +245,7 @@ def push_cmd(
         console.print(f"[bold]crossaug push[/] {folder} -> {repo_id}{f'@{revision}' if revision else ''}")
         res = push(folder, repo_id, private=private, revision=revision, commit_message=message,
                    dataset_repo=dataset_repo)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         fail(exc)
     print(res.summary())
 

@@ -4,8 +4,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
+
+pytestmark = pytest.mark.slow  # the embedded real models: minutes on a CPU
 
 
 def test_crossaug_build_embedded(tmp_path):

@@ -20,6 +20,8 @@ from hf_crossaug.models.embedded.e5 import (  # noqa: E402
     reference_segmentation,
 )
 
+pytestmark = pytest.mark.slow  # the embedded real models: minutes on a CPU
+
 SENTENCES = {
     "en": [
         "The café opened at 7:30 a.m. and served 250 cups of coffee before noon!",

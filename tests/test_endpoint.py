@@ -142,6 +142,7 @@ def test_missing_key_variable_and_unreachable_server_fail_in_one_line(tmp_path, 
 
 # ----- against the real server -----
 
+@pytest.mark.slow  # a real transformers serve
 def test_answers_in_order_and_rerun_sends_nothing(served_model, reference, make_proxy, tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSAUG_TEST_KEY", "sk-test-123")
     first, second = make_proxy(), make_proxy()
@@ -173,6 +174,7 @@ def test_answers_in_order_and_rerun_sends_nothing(served_model, reference, make_
     again.close()
 
 
+@pytest.mark.slow  # a real transformers serve
 def test_instruct_style_uses_chat_completions(make_proxy, tmp_path):
     proxy = make_proxy()
     gen = EndpointGenerator(make_config(proxy.url, prompt_style="instruct"), tmp_path)
@@ -186,6 +188,7 @@ def test_instruct_style_uses_chat_completions(make_proxy, tmp_path):
     gen.close()
 
 
+@pytest.mark.slow  # a real transformers serve
 def test_faults_are_retried_counted_and_lose_nothing(reference, make_proxy, tmp_path):
     proxy = make_proxy()
     proxy.push("429:1", "500", "drop", "hang")
@@ -201,6 +204,7 @@ def test_faults_are_retried_counted_and_lose_nothing(reference, make_proxy, tmp_
     gen.close()
 
 
+@pytest.mark.slow  # a real transformers serve
 def test_client_errors_are_final_and_within_the_limit_yield_none(reference, make_proxy, tmp_path):
     proxy = make_proxy()
     proxy.push("pass", "400")
@@ -213,6 +217,7 @@ def test_client_errors_are_final_and_within_the_limit_yield_none(reference, make
     gen.close()
 
 
+@pytest.mark.slow  # a real transformers serve
 def test_too_many_failures_raise_one_line_and_keep_finished_answers(reference, make_proxy, tmp_path):
     proxy = make_proxy()
     proxy.push("pass", "pass", "500")
@@ -247,6 +252,7 @@ def test_a_dead_server_stops_the_run_after_a_streak_of_failures(make_proxy, tmp_
     gen.close()
 
 
+@pytest.mark.slow  # a real transformers serve
 def test_a_replica_dying_mid_run_fails_over_without_loss_or_duplicates(reference, make_proxy, tmp_path):
     doomed, healthy = make_proxy(delay=0.2), make_proxy()
     doomed.push("pass", "pass", "die")
@@ -270,6 +276,7 @@ gen(args["prompts"], args["seeds"])
 """
 
 
+@pytest.mark.slow  # a real transformers serve
 def test_kill_9_mid_run_then_rerun_sends_no_finished_request_again(reference, make_proxy, tmp_path):
     slow = make_proxy(delay=0.4)
     config = vars(make_config(slow.url))

@@ -198,6 +198,30 @@ def test_push_errors_are_one_line(hub, monkeypatch, tiny_built_dataset, tiny_stu
     assert hub.calls == [] and TOKEN not in r.output
 
 
+@pytest.mark.parametrize("kind", ["dataset", "model"])
+def test_push_offline_is_one_line_and_changes_nothing(kind, tiny_built_dataset, tiny_student, tmp_path):
+    """No Hub reachable (HF_ENDPOINT at a closed port): one error line, and the folder's bytes -- card,
+    crossaug_build.json / crossaug_student.json -- are exactly as before (they used to be rewritten first)."""
+    folder = tmp_path / kind
+    shutil.copytree(tiny_built_dataset if kind == "dataset" else tiny_student, folder)
+    before = local_files(folder, skip=())
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{_free_port()}", "HF_TOKEN": TOKEN,
+           "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp_path / "hf-home"),
+           "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run([sys.executable, "-m", "hf_crossaug.cli", "push", str(folder), "someone/elsewhere",
+                           *(["--dataset-repo", "someone/data"] if kind == "model" else [])],
+                          env=env, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-2000:]
+    assert "Traceback" not in out and TOKEN not in out
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot reach the Hub at http://127.0.0.1:" in errors[0], out[-2000:]
+    assert "folder is unchanged" in errors[0]
+    assert len(out.strip().splitlines()) == 2, out  # "crossaug push ... -> ..." and the error
+    assert local_files(folder, skip=()) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name != "hf-home"] == [kind]  # no staging copy left
+
+
 # ---------------------------------------------------------------- read path
 
 READ_SCRIPT = """

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
@@ -14,6 +15,8 @@ from huggingface_hub import DatasetCard
 from hf_crossaug.stages.source import seed_path
 from hf_crossaug.models.resolve import file_sha256
 from hf_crossaug.config.tasks import NLI
+
+pytestmark = pytest.mark.slow  # the embedded real models: minutes on a CPU
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "dataset_scripts"
 # Swahili NLI pairs written for this test (not from a benchmark), labels in the task's order

@@ -13,6 +13,20 @@ from hf_crossaug.config.recipe import Recipe
 from hf_crossaug.config.tasks import NLI, SENTIMENT, MultipleChoiceSpec
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "dataset_scripts"
+RECIPES = [
+    "iitp-hi-synth-direct",
+    "mahasent-mr-synth",
+    "xcopa-sw-synth",
+    "xnli-sw-stt",
+    "xnli-sw-synth",
+    "xnli-sw-synth-daftt",
+    "xnli-sw-synth-self-translate",
+    "xnli-sw-synth-small",
+    "xnli-sw-synth-translate-train",
+    "xstorycloze-sw-synth",
+    "xstorycloze-sw-synth-direct",
+    "xwinograd-synth",
+]
 
 
 # ---------------------------------------------------------------- recipes
@@ -30,8 +44,13 @@ def test_every_dataset_script_parses_and_validates(path):
     assert Recipe.from_dict(recipe.to_dict()) == recipe  # round trip
 
 
-def test_dataset_scripts_exist():
-    assert len(list(SCRIPTS.glob("*.yaml"))) >= 3
+def test_dataset_scripts_exist_and_are_found_by_name():
+    from hf_crossaug.config.recipe import find_recipe
+
+    names = sorted(p.stem for p in SCRIPTS.glob("*.yaml"))
+    assert names == RECIPES  # a recipe added or lost is a decision, not an accident
+    for name in names:
+        assert find_recipe(name).resolve() == (SCRIPTS / f"{name}.yaml").resolve()
 
 
 MINIMAL = "name: t\ntask: nli\n"
@@ -50,7 +69,14 @@ MINIMAL = "name: t\ntask: nli\n"
     (MINIMAL + "premise_source: web\n", ["'premise_source'"]),
     (MINIMAL + "per_class: 0\n", ["'per_class'", ">= 1"]),
     (MINIMAL + "generation:\n  prompt_style: chatty\n", ["'generation.prompt_style'"]),
-    (MINIMAL + "selection:\n  strategies: [div_k]\n", ["'selection.strategies'", "div_k"]),
+    (MINIMAL + "selection:\n  strategies: [div-k, div-k]\n", ["'selection.strategies'", "repeat"]),
+    # unknown strategy names are checked by the build's preflight (the registry lives in the stages layer):
+    # test_bad_inputs.py::test_unknown_selection_strategy_is_refused_before_generation
+    (MINIMAL + "generation:\n  shard_size: 0\n", ["'generation.shard_size'", ">= 1"]),
+    (MINIMAL + "generation:\n  n_shots: -2\n", ["'generation.n_shots'", ">= 0"]),
+    (MINIMAL + "templates:\n  fewshot.item: '{examples} {colour}'\n", ["'templates'", "{colour}"]),
+    (MINIMAL + "source:\n  on_invalid: ignore\n", ["'source.on_invalid'", "error, drop"]),
+    ("name: ../../victim\ntask: nli\n", ["'name'", "not a path"]),
     ("name: t\ntask: ner\n", ["unknown task", "'ner'"]),
     ("name: t\n", ["missing required field", "'task'"]),
     (MINIMAL + "templates:\n  fewshot.itme: '{examples}'\n", ["unknown template key", "fewshot.itme"]),
@@ -154,7 +180,8 @@ def test_integer_labels_and_label_column(tmp_path):
     rows = [{"text": "good", "y": 2}, {"text": "bad", "y": 0}, {"text": "meh", "y": -1}]
     ds = load_source(SENTIMENT, str(write(tmp_path / "s.jsonl", rows)), label_column="y")
     assert ds.to_list() == [{"text": "good", "label": 2}, {"text": "bad", "label": 0}]
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match=r"1 rows with a label that is not one of negative, neutral, positive "
+                                         r"\(first: 3 in row 0\)"):
         load_source(SENTIMENT, str(write(tmp_path / "bad.jsonl", [{"text": "x", "label": 3}])))
 
 
@@ -181,6 +208,63 @@ def test_source_errors_name_the_problem(tmp_path):
     other.write_text("x")
     with pytest.raises(ValueError, match="unsupported extension"):
         load_source(NLI, str(other))
+
+
+def test_empty_and_non_utf8_files_are_one_line_naming_the_file(tmp_path):
+    for name, content in (("empty.jsonl", b""), ("blank.jsonl", b"\n  \n"), ("empty.csv", b"")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError) as info:  # was an IndexError traceback
+            load_source(SENTIMENT, str(tmp_path / name))
+        assert str(info.value) == f"source file {tmp_path / name} is empty"
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(b'{"text": "good", "label": "positive"}\n{"text": "caf\xe9", "label": "positive"}\n')
+    with pytest.raises(ValueError) as info:  # was a UnicodeDecodeError from arrow that named no file
+        load_source(SENTIMENT, str(latin1))
+    assert str(info.value).startswith(f"source file {latin1} is not UTF-8 text: byte 0xe9 on line 2")
+
+
+def test_whitespace_text_is_rejected_with_a_count_or_dropped_and_counted(tmp_path):
+    rows = [{"text": "good", "label": "positive"}, {"text": "   ", "label": "negative"},
+            {"text": "\t\n", "label": "neutral"}, {"text": "bad", "label": "negative"}]
+    path = write(tmp_path / "ws.jsonl", rows)
+    with pytest.raises(ValueError) as info:
+        load_source(SENTIMENT, str(path))
+    assert "2 rows with empty text (first: row 1)" in str(info.value) and "on_invalid: drop" in str(info.value)
+    kept = load_source(SENTIMENT, str(path), on_invalid="drop")
+    assert kept["text"] == ["good", "bad"] and kept.info.description == "dropped 0 unknown labels, 2 empty texts"
+
+
+@pytest.mark.parametrize("value", [1.7, True, 1.0001, "Neutral", [1]], ids=repr)
+def test_a_label_that_is_no_class_never_becomes_one(value, tmp_path):
+    """1.7 and true used to become 1 = neutral; now they are an error naming the value, or dropped and counted."""
+    path = write(tmp_path / "l.jsonl", [{"text": "good", "label": "positive"}, {"text": "odd", "label": value}])
+    with pytest.raises(ValueError) as info:
+        load_source(SENTIMENT, str(path))
+    assert "1 rows with a label that is not one of negative, neutral, positive" in str(info.value)
+    assert f"(first: {value!r} in row 1)" in str(info.value)
+    kept = load_source(SENTIMENT, str(path), on_invalid="drop")
+    assert kept.to_list() == [{"text": "good", "label": 2}]
+    assert kept.info.description == "dropped 1 unknown labels, 0 empty texts"
+
+
+def test_missing_relative_path_fails_at_once_without_the_hub(tmp_path, monkeypatch):
+    import hf_crossaug.stages.source as source
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError(f"load_dataset called with {args}")
+
+    monkeypatch.setattr(source, "load_dataset", no_hub)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for ref in ("data/missing", "./missing", "data/missing.jsonl", "~/no-such-file.csv", "data/missing@train[:5]"):
+        with pytest.raises(FileNotFoundError) as info:
+            load_source(SENTIMENT, ref)
+        assert "\n" not in str(info.value) and Path(ref.partition("@")[0]).name in str(info.value), ref
+    recipe = Recipe.from_dict({"name": "r", "task": "sentiment", "source": {"path": "data/missing"}})
+    from hf_crossaug.build.pipeline import preflight
+
+    with pytest.raises(FileNotFoundError, match="field 'source.path': data/missing is not an existing file"):
+        preflight(recipe)
 
 
 def test_limit_gives_a_seeded_subset():
@@ -214,7 +298,8 @@ def test_cli_malformed_recipe_is_a_one_line_error(tmp_path):
     assert result.exit_code == 2
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)  # no other exception
     lines = error_lines(result)
-    assert len(lines) == 1 and "generation.tempreture" in lines[0] and "stop_at_newline, adapter)" in lines[0]
+    # the whole line, up to the last known field, although it is longer than a terminal
+    assert len(lines) == 1 and "generation.tempreture" in lines[0] and "max_failed_fraction)" in lines[0]
     assert not (tmp_path / "out").exists()
 
 
@@ -232,7 +317,10 @@ def test_cli_missing_recipe_and_missing_source_name_the_file(tmp_path):
     result = invoke("build", recipe, "--source", missing, "--output", tmp_path / "out",
                     "--work-dir", tmp_path / "work")
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
-    assert error_lines(result) == [f"error: source file not found: {missing}"]
+    # checked by the preflight, before any model is loaded
+    assert error_lines(result) == [f"error: recipe 'r': field 'source.path': {missing} is not an existing file and "
+                                   "not a Hub dataset id"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_label_map_folds_source_labels_and_leaves_cache_keys_alone(tmp_path):
@@ -240,15 +328,16 @@ def test_label_map_folds_source_labels_and_leaves_cache_keys_alone(tmp_path):
     from hf_crossaug.build.pipeline import recipe_fingerprint
     from hf_crossaug.config.recipe import SourceConfig
     from hf_crossaug.config.tasks import SENTIMENT
+    from hf_crossaug.stages.source import load_configured
 
     path = tmp_path / "sst5.jsonl"
     rows = [("awful", "very negative"), ("meh", "neutral"), ("great", "very positive"), ("fine", "positive")]
     path.write_text("".join(json.dumps({"text": t, "label_text": lab}) + "\n" for t, lab in rows))
     cfg = SourceConfig(path=str(path), label_column="label_text",
                        label_map={"very negative": "negative", "very positive": "positive"})
-    assert list(cfg.load(SENTIMENT)["label"]) == [0, 1, 2, 2]
-    with pytest.raises(ValueError, match="unknown label 'very negative'"):
-        SourceConfig(path=str(path), label_column="label_text").load(SENTIMENT)
+    assert list(load_configured(SENTIMENT, cfg)["label"]) == [0, 1, 2, 2]
+    with pytest.raises(ValueError, match="2 rows with a label that is not one of .* \\(first: 'very negative' in row 0\\)"):
+        load_configured(SENTIMENT, SourceConfig(path=str(path), label_column="label_text"))
     recipe = Recipe.from_dict({"name": "x", "task": "sentiment"})
     mapped = Recipe.from_dict({"name": "x", "task": "sentiment", "source": {"label_map": {"a": "negative"}}})
     assert recipe_fingerprint(recipe) != recipe_fingerprint(mapped)

@@ -164,7 +164,9 @@ def check_model(ref: str | None, default: str, revision: str | None, where: str)
     from transformers import AutoConfig
 
     local = Path(ref).expanduser() if ref else None
-    if local is not None and not local.exists() and (ref.startswith((".", "/", "~")) or ref.count("/") > 1):
+    # not a folder, and not shaped like a Hub id either (or its first folder exists here: models/mine)
+    if local is not None and not local.exists() and (ref.startswith((".", "/", "~")) or ref.count("/") > 1 or (
+            len(local.parts) > 1 and Path(local.parts[0]).is_dir())):
         raise ValueError(f"{where}: model folder {ref} does not exist")
     try:
         resolved = resolve_model(ref, default, revision)

@@ -43,8 +43,46 @@ def check_source(task: TaskSpec, source: str | None, where: str) -> None:
     path = Path(file).expanduser()
     if path.exists():
         return
-    if path.suffix.lower() in FORMATS or not HUB_ID.match(file) or file.startswith("."):
+    if looks_local(file):
         raise FileNotFoundError(f"{where}: {source} is not an existing file and not a Hub dataset id")
+
+
+def looks_local(ref: str) -> bool:
+    """Whether a reference that names no existing file is still meant as a local path, so it must fail at
+    once instead of being tried as a Hub id: it has a data-file extension, is not shaped like a Hub id, starts
+    with ``.``/``~``/``/``, or its first folder exists here (``data/missing`` with a ``data/`` folder)."""
+    path = Path(ref).expanduser()
+    return (path.suffix.lower() in FORMATS or not HUB_ID.match(ref) or ref.startswith((".", "~", "/"))
+            or (len(path.parts) > 1 and Path(path.parts[0]).is_dir()))
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, else its type (some errors carry no message)."""
+    return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+def _check_text_file(path: Path) -> None:
+    """An empty file, or one that is not UTF-8, is one line naming the file (not a traceback from arrow)."""
+    size = path.stat().st_size
+    if size == 0 or (size < 1 << 16 and not path.read_bytes().strip()):
+        raise ValueError(f"source file {path} is empty")
+    if path.suffix.lower() not in (".jsonl", ".json", ".csv", ".tsv"):
+        return
+    import codecs
+
+    decoder, line = codecs.getincrementaldecoder("utf-8")(), 1
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            try:
+                line += decoder.decode(chunk).count("\n")
+            except UnicodeDecodeError as exc:
+                line += chunk[:exc.start].count(b"\n")
+                raise ValueError(f"source file {path} is not UTF-8 text: byte {chunk[exc.start]:#04x} on line "
+                                 f"{line} ({exc.reason}); save it as UTF-8") from None
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise ValueError(f"source file {path} is not UTF-8 text: it ends inside a character") from None
 
 
 def load_source(
@@ -78,20 +116,21 @@ def load_source(
         if fmt is None:
             raise ValueError(f"source file {path} has an unsupported extension; use one of {', '.join(FORMATS)}")
         kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+        if path.is_file():
+            _check_text_file(path)
         try:
             # a file is one "train" split; a slice of it ("train[:120]") keeps, e.g., prompt examples apart
             file_split = split if split.startswith("train[") else "train"
             ds = load_dataset(fmt, data_files=str(path), split=file_split, **kwargs)
         except Exception as exc:  # datasets raises many types for a broken file
-            raise ValueError(f"source file {path} could not be read as {fmt}: {str(exc).splitlines()[0]}") from None
+            raise ValueError(f"source file {path} could not be read as {fmt}: {_first_line(exc)}") from None
     else:
         check_source(task, where, "source")
         try:
             ds = load_dataset(where, split=split)
         except Exception as exc:  # no network, no such repo, no such split: one line, not a traceback
             raise ValueError(f"source {where}: not a local file, and loading it as a Hub dataset failed: "
-                             f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-                             ) from None
+                             f"{type(exc).__name__}: {_first_line(exc)}") from None
     return normalise(ds, task, where, label_column, limit, seed, label_map, on_invalid)
 
 
@@ -109,6 +148,8 @@ def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "labe
 
     def to_id(value) -> int | None:
         """Label id, -1 for "unlabelled", None for a value that is no label of the task."""
+        if value is not None and not isinstance(value, (str, int, float)):
+            return None  # a list, a mapping: never a label
         if value in UNLABELLED and not isinstance(value, bool):
             return -1
         if names is not None and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
@@ -128,8 +169,10 @@ def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "labe
     empty = [i for i, lab in enumerate(labels) if lab is not None and lab >= 0
              and not all(isinstance(rows[c][i], str) and rows[c][i].strip() for c in task.text_columns)]
     if (bad_label or empty) and on_invalid != "drop":
+        first = raw_labels[bad_label[0]] if bad_label else None
+        first = float(f"{first:.6g}") if isinstance(first, float) else first  # 1.7, not float32's 1.7000000000000002
         parts = [f"{len(bad_label)} rows with a label that is not one of {', '.join(task.labels)} (first: "
-                 f"{raw_labels[bad_label[0]]!r} in row {bad_label[0]})"] if bad_label else []
+                 f"{first!r} in row {bad_label[0]})"] if bad_label else []
         parts += [f"{len(empty)} rows with empty text (first: row {empty[0]})"] if empty else []
         raise ValueError(f"source {where}: {'; '.join(parts)}; fix them, or set on_invalid: drop to drop and count "
                          "them")

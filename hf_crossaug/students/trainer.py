@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
+from ..config.student import KD_FORMULATIONS
+
 __all__ = [
     "DistillationConfig",
     "DistillationTrainer",
@@ -46,7 +48,6 @@ __all__ = [
 ]
 
 DISTILL_COLUMNS = ("labels", "teacher_probs", "is_soft")
-KD_FORMULATIONS = ("standard", "reference")
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float = 1.5,
