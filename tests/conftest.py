@@ -3,6 +3,9 @@
 import pytest
 import torch
 
+# session fixtures: a real `transformers serve` on 127.0.0.1 and a fault-injecting proxy (tests/server_fixtures.py)
+pytest_plugins = ["server_fixtures"]
+
 # Tiny models on a 2-core box: intra-op threading costs more than it saves (about halves Trainer test time).
 torch.set_num_threads(1)
 

@@ -48,8 +48,13 @@ def make_config(base_url, **overrides) -> SimpleNamespace:
 
 def cached_keys(cache_dir: Path) -> set[str]:
     """Keys committed so far, read by a separate connection (as after a crash)."""
+    if not (cache_dir / CACHE_FILE).exists():
+        return set()
     with contextlib.closing(sqlite3.connect(cache_dir / CACHE_FILE)) as db:
-        return {k for (k,) in db.execute("SELECT key FROM answers")}
+        try:
+            return {k for (k,) in db.execute("SELECT key FROM answers")}
+        except sqlite3.OperationalError:  # the writer has created the file but not yet the table
+            return set()
 
 
 @pytest.fixture(scope="session")
@@ -238,6 +243,7 @@ def test_too_many_failures_raise_one_line_and_keep_finished_answers(reference, m
     rerun.close()
 
 
+@pytest.mark.slow  # a real transformers serve
 def test_a_dead_server_stops_the_run_after_a_streak_of_failures(make_proxy, tmp_path):
     proxy = make_proxy()
     proxy.push("pass", "die")
@@ -285,7 +291,7 @@ def test_kill_9_mid_run_then_rerun_sends_no_finished_request_again(reference, ma
     child = subprocess.Popen([sys.executable, "-c", CHILD], env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 90
     try:
-        while not (tmp_path / CACHE_FILE).exists() or len(cached_keys(tmp_path)) < 4:
+        while len(cached_keys(tmp_path)) < 4:
             assert child.poll() is None, f"child ended early: {child.stderr.read().decode()[-500:]}"
             assert time.monotonic() < deadline, "no answers landed in the cache within 90 s"
             time.sleep(0.1)
