@@ -74,6 +74,14 @@ def print_summary(summary: dict) -> None:
             table.add_row(stage, f"{c.get('kept')}/{c.get('prompts')}", drops or "no drops")
     if stats.get("teacher"):
         table.add_row("teacher", str(stats["counts"]["labelled"]), f"dev accuracy {stats['teacher']['dev_accuracy']:.3f}")
+    for stage, cost in (stats.get("requests") or {}).items():  # what generation cost, per stage
+        detail = [f"{cost.get('completion_tokens', 0)} tokens", f"{cost.get('tokens_per_s', 0)} tok/s",
+                  f"{cost.get('wall_s', 0)} s"]
+        if "requests" in cost:  # a server backend
+            detail[:0] = [f"{cost.get('cache_hits', 0)} cached"]
+            detail += [f"retries {k} {v}" for k, v in (cost.get("retries") or {}).items() if v]
+            detail += [f"failed {k} {v}" for k, v in (cost.get("failures") or {}).items() if v]
+        table.add_row(f"generate {stage}", str(cost.get("requests", cost.get("rows", ""))), ", ".join(detail))
     for name, rows in summary["rows"].items():
         per_class = summary["reports"].get(name)
         table.add_row(f"config {name}", str(rows), " ".join(f"{v}" for v in per_class.values()) if per_class else "")

@@ -23,6 +23,7 @@ from ..stages.daftt import ANNOTATE_REASONS, annotation_prompts, parse_annotatio
 from ..stages.select import STRATEGIES
 from ..stages.source import check_source, load_configured, seed_path
 from ..stages.finetune import finetune_lora
+from ..backends.endpoint import redact_url
 from ..config.generate import GenerationConfig
 from ..stages.generate import generate, make_generator
 from ..utils.fingerprint import fingerprint
@@ -75,6 +76,17 @@ def recipe_fingerprint(recipe: Recipe) -> str:
     return fingerprint(data, __version__, code_fingerprint())
 
 
+def public_recipe(recipe: Recipe) -> dict:
+    """The recipe as the card and ``crossaug_build.json`` record it: server URLs without credentials or
+    query strings (API keys are never in a recipe, only the name of the variable that holds one)."""
+    data = recipe.to_dict()
+    for section in (data["generation"], data["translate"]):
+        if section.get("base_url"):
+            urls = section["base_url"]
+            section["base_url"] = redact_url(urls) if isinstance(urls, str) else [redact_url(u) for u in urls]
+    return data
+
+
 def preflight(recipe: Recipe) -> None:
     """Check what a recipe names -- data files and models -- before any work starts (one line each)."""
     task = recipe.task_spec
@@ -107,7 +119,7 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResu
     if raw_file.exists() and stats_file.exists():
         stats = json.loads(stats_file.read_text())
         # the cache key leaves out ``selection``, so the cached copy of the recipe may hold another one
-        stats["recipe"] = recipe.to_dict()
+        stats["recipe"] = public_recipe(recipe)
         log(f"reusing the labelled generations cached in {raw_file}")
         return PipelineResult(Dataset.from_parquet(str(raw_file), keep_in_memory=True), stats)
     task = recipe.task_spec
@@ -180,7 +192,7 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResu
 def _save(raw: Dataset, stats: dict, recipe: Recipe, raw_file: Path, stats_file: Path) -> PipelineResult:
     """Write ``raw`` and its stats atomically into the work folder (the cache of the next build)."""
     stats["counts"]["labelled"] = len(raw)
-    stats["recipe"] = recipe.to_dict()
+    stats["recipe"] = public_recipe(recipe)
     stats["package_version"] = __version__
 
     raw.to_parquet(str(raw_file) + ".tmp")
