@@ -60,7 +60,7 @@ class GenerationConfig:
         if self.backend in ("endpoint", "ray"):
             urls = self.base_urls()
             checks += [(bool(urls), "base_url", "must name the server (e.g. http://127.0.0.1:8000/v1) for backend "
-                        "'endpoint'"),
+                        f"{self.backend!r}"),
                        (all(u.startswith(("http://", "https://")) for u in urls), "base_url",
                         f"must be http(s) URLs, got {urls}"),
                        (bool(self.model), "model", f"must name the served model id for backend {self.backend!r}"),
