@@ -8,7 +8,7 @@ from pathlib import Path
 from ..utils.fingerprint import file_sha256
 from .base import Problem, at_least, one_of
 
-BACKENDS = ("local", "endpoint")  # transformers in this process, or an OpenAI-compatible server
+BACKENDS = ("local", "endpoint", "ray")  # in process, an OpenAI-compatible server, or servers driven by Ray Data
 PROMPT_STYLES = ("fewshot", "instruct")
 DTYPES = ("float32", "bfloat16")
 
@@ -21,7 +21,8 @@ class GenerationConfig:
     ``transformers serve``, an Inference Endpoint): ``model`` is then the served model id, ``base_url``
     one URL or a list of replicas, and ``api_key_env`` the *name* of the environment variable holding the
     key (the key itself is never stored). The connection fields are not part of any cache key: the same
-    recipe against another replica of the same model reuses every finished answer.
+    recipe against another replica of the same model reuses every finished answer. ``backend: ray`` sends
+    the same requests as a Ray Data job (``ray.data.llm``, the optional ``[ray]`` extra) for many nodes.
     """
 
     model: str | None = None  # None -> embedded SmolLM2-135M-Instruct; else a Hub id or folder (endpoint: served id)
@@ -56,13 +57,13 @@ class GenerationConfig:
                   (0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p!r}"),
                   (self.request_timeout > 0, "request_timeout", "must be > 0"),
                   (0 <= self.max_failed_fraction <= 1, "max_failed_fraction", "must be in [0, 1]")]
-        if self.backend == "endpoint":
+        if self.backend in ("endpoint", "ray"):
             urls = self.base_urls()
             checks += [(bool(urls), "base_url", "must name the server (e.g. http://127.0.0.1:8000/v1) for backend "
-                        "'endpoint'"),
+                        f"{self.backend!r}"),
                        (all(u.startswith(("http://", "https://")) for u in urls), "base_url",
                         f"must be http(s) URLs, got {urls}"),
-                       (bool(self.model), "model", "must name the served model id for backend 'endpoint'"),
+                       (bool(self.model), "model", f"must name the served model id for backend {self.backend!r}"),
                        (self.adapter is None, "adapter", "is merged in process; serve the tuned model instead")]
         return checks
 

@@ -24,12 +24,16 @@ from ..utils.sharding import run_sharded
 
 
 def make_generator(config: GenerationConfig, work_dir: str | Path):
-    """The generator a config asks for: in process (``local``) or an OpenAI-compatible server (``endpoint``),
-    whose request cache lives in the work folder."""
+    """The generator a config asks for: in process (``local``), an OpenAI-compatible server (``endpoint``),
+    whose request cache lives in the work folder, or servers driven by a Ray Data job (``ray``)."""
     if config.backend == "endpoint":
         from ..backends.endpoint import EndpointGenerator
 
         return EndpointGenerator(config, Path(work_dir) / "requests")
+    if config.backend == "ray":  # the optional [ray] extra: one Ray Data job per shard
+        from ..backends.ray_batch import RayGenerator
+
+        return RayGenerator(config)
     return LocalGenerator(config)
 
 

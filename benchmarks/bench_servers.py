@@ -1,0 +1,279 @@
+"""Generation through inference servers vs in process: completions kept per second, as ratios.
+
+Same prompts (few-shot NLI hypotheses built by the prompt stage from the seed set), same model (the
+embedded SmolLM2-135M-Instruct; llama.cpp serves its Q4_1 GGUF), same sampling (temperature 0.8, top_p
+0.9, stop at newline, per-row seeds), one run each. Rows:
+
+* ``local-bf16``: the generate stage in process (``backend: local``, bf16, batch_size ``--batch-size``) — the
+  reference every ratio is against;
+* ``naive-loop-bf16``: one ``pipeline("text-generation")`` call per prompt, same model, same dtype;
+* ``pipeline-batched-bf16``: one ``pipeline(prompts, batch_size=...)`` call;
+* ``<server>@<c>``: the generate stage's endpoint path (``EndpointGenerator``) with ``c`` requests in flight,
+  for each server whose URL is given (vLLM CPU, llama.cpp, ``transformers serve``; skipped with a note if not);
+* ``<server>-bare@<c>``: a plain ``openai.AsyncOpenAI`` loop with a semaphore of ``c``, same request bodies:
+  ``endpoint_vs_bare`` = endpoint kept/s over bare kept/s (the endpoint path must reach >= 0.90).
+
+Kept = rows the clean stage keeps. Model-FLOP utilisation counts 2 x matmul parameters per token
+(embedding lookup excluded, lm_head included), on generated tokens and on prompt tokens separately,
+over ``--peak-gflops``: by default a 1024x1024 bf16 matmul measured in this process (the practical CPU
+peak); pass a datasheet number for a GPU server. Run on an idle machine, servers started beforehand:
+
+    benchmarks/servers/start_vllm_cpu.sh "" 8000 &   benchmarks/servers/start_llama_cpp.sh "" 8001 &
+    transformers serve MODEL_DIR --port 8002 &
+    python benchmarks/bench_servers.py --vllm-url http://127.0.0.1:8000/v1 --llama-url http://127.0.0.1:8001/v1 \
+        --tserve-url http://127.0.0.1:8002/v1
+
+Writes ``benchmarks/results/servers.json`` and ``servers.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pathlib
+import tempfile
+import time
+
+import torch
+
+from hf_crossaug.backends.endpoint import EndpointGenerator
+from hf_crossaug.config.generate import GenerationConfig
+from hf_crossaug.config.tasks import NLI
+from hf_crossaug.stages.clean import clean, drop_counts
+from hf_crossaug.stages.generate import LocalGenerator, generate
+from hf_crossaug.stages.prompts import item_prompts, source_premises
+from hf_crossaug.stages.source import load_source
+from hf_crossaug.utils.fingerprint import shard_seed
+
+SAMPLING = dict(temperature=0.8, top_p=0.9, stop_at_newline=True, seed=42)
+SERVERS = ("vllm", "llama", "tserve")
+
+
+def matmul_roofline(dtype: torch.dtype = torch.bfloat16, n: int = 1024, seconds: float = 2.0) -> float:
+    """Measured GFLOP/s of a square matmul on this machine (the practical peak), timed for ~``seconds``
+    (bf16 matmuls are very slow on CPUs without AVX512-BF16/AMX, so a fixed repeat count can take minutes)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    reps, t = 0, time.perf_counter()
+    while reps == 0 or time.perf_counter() - t < seconds:
+        a @ b
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def matmul_params(model) -> int:
+    params = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n)
+    if model.config.tie_word_embeddings:
+        params += model.get_output_embeddings().weight.numel()
+    return params
+
+
+def kept(prompts, texts) -> int:
+    out = prompts.add_column("generation", [t if t is not None else "" for t in texts])
+    return drop_counts(clean(out, "hypothesis", key_columns=("premise",)))["kept"]
+
+
+def row(name, secs, n_kept, gen_tokens, prompt_tokens, params, peak_gflops, **extra) -> dict:
+    def mfu(tokens):
+        return round(2.0 * params * tokens / secs / 1e9 / peak_gflops, 5)
+
+    return {"name": name, "seconds": round(secs, 2), "kept": n_kept, "kept_per_s": round(n_kept / secs, 3),
+            "generated_tokens": gen_tokens, "prompt_tokens": prompt_tokens,
+            "generated_tokens_per_s": round(gen_tokens / secs, 1),
+            "mfu_generated": mfu(gen_tokens), "mfu_prompt": mfu(prompt_tokens), **extra}
+
+
+# ----- in process -----
+
+def local_stage(prompts, args):
+    cfg = GenerationConfig(batch_size=args.batch_size, shard_size=len(prompts), dtype="bfloat16",
+                           max_new_tokens=args.max_new_tokens, **SAMPLING)
+    gen = LocalGenerator(cfg)
+    with tempfile.TemporaryDirectory() as work:
+        t = time.perf_counter()
+        out = generate(prompts, cfg, work, gen)
+        secs = time.perf_counter() - t
+    return gen, list(out["generation"]), int(sum(out["generated_tokens"])), secs
+
+
+def pipeline_run(prompts, gen: LocalGenerator, args, batch_size: int | None):
+    """``pipeline("text-generation")`` on the same bf16 model: per prompt (batch_size None) or batched."""
+    from transformers import pipeline
+
+    pipe = pipeline("text-generation", model=gen.model, tokenizer=gen.tokenizer, device="cpu")
+    kwargs = dict(do_sample=True, temperature=SAMPLING["temperature"], top_p=SAMPLING["top_p"],
+                  max_new_tokens=args.max_new_tokens, return_full_text=False, stop_strings=["\n"],
+                  tokenizer=gen.tokenizer, pad_token_id=gen.tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    texts = list(prompts["prompt"])
+    t = time.perf_counter()
+    if batch_size is None:
+        res = [pipe(p, **kwargs)[0]["generated_text"] for p in texts]
+    else:
+        res = [r[0]["generated_text"] for r in pipe(texts, batch_size=batch_size, **kwargs)]
+    secs = time.perf_counter() - t
+    tokens = sum(len(gen.tokenizer(x, add_special_tokens=False)["input_ids"]) for x in res)
+    return res, tokens, secs
+
+
+# ----- servers -----
+
+def served_id(url: str) -> str:
+    import openai
+
+    client = openai.OpenAI(base_url=url, api_key="EMPTY", max_retries=0, timeout=30)
+    try:
+        return client.models.list().data[0].id
+    finally:
+        client.close()
+
+
+def endpoint_config(url, model, in_flight, args) -> GenerationConfig:
+    return GenerationConfig(backend="endpoint", base_url=url, model=model, max_in_flight=in_flight,
+                            max_new_tokens=args.max_new_tokens, shard_size=10**6, request_timeout=600.0,
+                            **SAMPLING)
+
+
+def endpoint_run(prompts, seeds, cfg):
+    """The endpoint path with a fresh request cache (nothing answered from disk)."""
+    with tempfile.TemporaryDirectory() as work, EndpointGenerator(cfg, pathlib.Path(work) / "requests") as gen:
+        gen.provenance()  # the /v1/models call, outside the timing
+        t = time.perf_counter()
+        texts, tokens = gen(prompts, seeds)
+        secs = time.perf_counter() - t
+        return texts, sum(tokens), gen.stats["prompt_tokens"], secs
+
+
+def bare_run(prompts, seeds, cfg):
+    """A plain AsyncOpenAI loop: a semaphore of max_in_flight, the same bodies, no cache, no retries."""
+    import openai
+
+    bodies = [EndpointGenerator._body(_Bodies(cfg), p, s) for p, s in zip(prompts, seeds)]
+
+    async def main():
+        client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key="EMPTY", max_retries=0, timeout=600.0)
+        sem = asyncio.Semaphore(cfg.max_in_flight)
+
+        async def one(body):
+            async with sem:
+                r = await client.completions.create(**body)
+                return r.choices[0].text, r.usage.completion_tokens, r.usage.prompt_tokens
+
+        try:
+            return await asyncio.gather(*(one(b) for b in bodies))
+        finally:
+            await client.close()
+
+    t = time.perf_counter()
+    out = asyncio.run(main())
+    secs = time.perf_counter() - t
+    return [o[0] for o in out], sum(o[1] for o in out), sum(o[2] for o in out), secs
+
+
+class _Bodies:
+    def __init__(self, cfg):
+        self.config, self.model_id = cfg, cfg.model
+
+
+def warm_up(url, model, args):
+    cfg = endpoint_config(url, model, 1, args)
+    bare_run(["Hello.\nSentence:"], [0], cfg)
+
+
+# ----- report -----
+
+def markdown(result: dict) -> str:
+    lines = [f"# Generation through servers vs in process ({result['prompts']} prompts, {result['machine']})", "",
+             f"Peak for MFU: {result['peak_gflops']} GFLOP/s ({result['peak_source']}). One run each; "
+             "ratios are kept/s over `local-bf16` (the in-process generate stage).", "",
+             "| row | in flight | kept/s | vs local-bf16 | gen tok/s | MFU gen | MFU prompt | endpoint/bare |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['name']} | {r.get('in_flight', '')} | {r['kept_per_s']} | {r['vs_local']} | "
+                     f"{r['generated_tokens_per_s']} | {r['mfu_generated']} | {r['mfu_prompt']} | "
+                     f"{r.get('endpoint_vs_bare', '')} |")
+    if result["notes"]:
+        lines += ["", *[f"- {n}" for n in result["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--prompts", type=int, default=96)
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=32, help="in-process batch size (stage and pipeline)")
+    ap.add_argument("--in-flight", default="1,4,16,64", help="server concurrencies, comma-separated")
+    ap.add_argument("--vllm-url", help="vLLM OpenAI URL, e.g. http://127.0.0.1:8000/v1 (row skipped if absent)")
+    ap.add_argument("--llama-url", help="llama.cpp server URL (skipped if absent)")
+    ap.add_argument("--tserve-url", help="`transformers serve` URL (skipped if absent)")
+    ap.add_argument("--peak-gflops", type=float, default=None,
+                    help="peak GFLOP/s for MFU; default: a bf16 1024x1024 matmul measured here (practical peak)")
+    ap.add_argument("--skip-baselines", action="store_true", help="no naive loop / batched pipeline rows")
+    ap.add_argument("--out", default="benchmarks/results/servers.json")
+    args = ap.parse_args()
+    in_flight = [int(c) for c in args.in_flight.split(",")]
+
+    source = load_source(NLI)
+    prompts = item_prompts(NLI, source, 0, ["a novel"], "fewshot", 4, 0,
+                           premises=source_premises(source, -(-args.prompts // 3), 0))  # 3 labels each
+    prompts = prompts.select(range(min(args.prompts, len(prompts))))
+    texts_in, seeds = list(prompts["prompt"]), [shard_seed(SAMPLING["seed"], i) for i in range(len(prompts))]
+    peak = args.peak_gflops or matmul_roofline()
+    result = {"machine": f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+              "prompts": len(prompts), "max_new_tokens": args.max_new_tokens, "sampling": SAMPLING,
+              "peak_gflops": round(peak, 1),
+              "peak_source": "--peak-gflops" if args.peak_gflops else "measured bf16 matmul", "rows": [], "notes": []}
+    rows = result["rows"]
+
+    gen, texts, gtoks, secs = local_stage(prompts, args)
+    params = matmul_params(gen.model)
+    ptoks = sum(len(gen.tokenizer(p)["input_ids"]) for p in texts_in)
+    rows.append(row("local-bf16", secs, kept(prompts, texts), gtoks, ptoks, params, peak,
+                    batch_size=args.batch_size))
+    if not args.skip_baselines:
+        texts, gtoks, secs = pipeline_run(prompts, gen, args, None)
+        rows.append(row("naive-loop-bf16", secs, kept(prompts, texts), gtoks, ptoks, params, peak))
+        texts, gtoks, secs = pipeline_run(prompts, gen, args, args.batch_size)
+        rows.append(row("pipeline-batched-bf16", secs, kept(prompts, texts), gtoks, ptoks, params, peak,
+                        batch_size=args.batch_size))
+    del gen
+
+    for name in SERVERS:
+        url = getattr(args, f"{name}_url")
+        if not url:
+            result["notes"].append(f"{name}: skipped (no --{name}-url)")
+            continue
+        try:
+            model = served_id(url)
+            warm_up(url, model, args)
+        except Exception as exc:  # noqa: BLE001 - a server that is down is a note, not a crash
+            result["notes"].append(f"{name}: skipped ({type(exc).__name__} at {url})")
+            continue
+        for c in in_flight:
+            cfg = endpoint_config(url, model, c, args)
+            texts, gtoks, sptoks, secs = endpoint_run(texts_in, seeds, cfg)
+            ep = row(f"{name}@{c}", secs, kept(prompts, texts), gtoks, sptoks, params, peak, in_flight=c)
+            texts, gtoks, sptoks, secs = bare_run(texts_in, seeds, cfg)
+            bare = row(f"{name}-bare@{c}", secs, kept(prompts, texts), gtoks, sptoks, params, peak, in_flight=c)
+            ep["endpoint_vs_bare"] = round(ep["kept_per_s"] / bare["kept_per_s"], 3) if bare["kept_per_s"] else None
+            rows += [ep, bare]
+            print(f"{name}@{c}: {ep['kept_per_s']} kept/s, endpoint/bare {ep['endpoint_vs_bare']}", flush=True)
+
+    base = rows[0]["kept_per_s"]
+    for r in rows:
+        r["vs_local"] = round(r["kept_per_s"] / base, 3) if base else None
+    low = [r["name"] for r in rows if r.get("endpoint_vs_bare") is not None and r["endpoint_vs_bare"] < 0.9]
+    result["endpoint_vs_bare_ok"] = not low
+    if low:
+        result["notes"].append(f"endpoint path below 90% of the bare loop: {', '.join(low)}")
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    out.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The ``ray`` backend (``ray.data.llm`` HTTP processor) on a local one-CPU Ray against ``transformers serve``.
+
+Greedy decoding: each answer is a function of its prompt, so the Ray job must return exactly what the
+``endpoint`` backend returns for the same rows, in the same order, and the generate stage must accept
+``backend: ray``. Skipped when the optional ``[ray]`` extra is not installed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data.llm")
+
+from datasets import Dataset  # noqa: E402
+
+from hf_crossaug.backends.endpoint import EndpointGenerator  # noqa: E402
+from hf_crossaug.backends.ray_batch import generate_with_ray  # noqa: E402
+from hf_crossaug.config.generate import GenerationConfig  # noqa: E402
+from hf_crossaug.stages.generate import generate  # noqa: E402
+from hf_crossaug.utils.fingerprint import shard_seed  # noqa: E402
+from server_fixtures import served_model  # noqa: E402,F401 - the session fixture (transformers serve)
+
+PROMPTS = [f"Here is a short sentence about {t}.\nSentence:" for t in
+           ["cats", "rain", "trains", "bread", "music", "the sea"]]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    yield
+    ray.shutdown()
+
+
+def config_for(served, **overrides) -> GenerationConfig:
+    cfg = dict(backend="ray", base_url=served.url, model=served.model_id, temperature=0.0, max_new_tokens=8,
+               max_in_flight=2, shard_size=len(PROMPTS), seed=0)
+    return GenerationConfig(**(cfg | overrides))
+
+
+def test_ray_matches_endpoint(served_model, local_ray, tmp_path):  # noqa: F811
+    cfg = config_for(served_model)
+    out = generate_with_ray(Dataset.from_dict({"prompt": PROMPTS, "id": list(range(len(PROMPTS)))}), cfg)
+    assert out["id"] == list(range(len(PROMPTS)))  # rows come back in their order, other columns kept
+    assert all(isinstance(t, str) for t in out["generation"])
+    assert all(0 < n <= 8 for n in out["generated_tokens"])
+    endpoint_cfg = config_for(served_model, backend="endpoint")
+    with EndpointGenerator(endpoint_cfg, tmp_path / "requests") as gen:
+        texts, tokens = gen(PROMPTS, [shard_seed(0, i) for i in range(len(PROMPTS))])
+    assert out["generation"] == texts
+    assert out["generated_tokens"] == tokens
+
+
+def test_generate_stage_backend_ray(served_model, local_ray, tmp_path):  # noqa: F811
+    cfg = config_for(served_model, shard_size=4)  # two shards: one Ray job each
+    assert all(ok for ok, *_ in cfg.problems())
+    out = generate(Dataset.from_dict({"prompt": PROMPTS}), cfg, tmp_path)
+    assert len(out) == len(PROMPTS) and all(isinstance(t, str) for t in out["generation"])
+    fingerprints = list(tmp_path.glob("generate-*/fingerprint.json"))
+    assert len(fingerprints) == 1 and '"backend": "ray"' in fingerprints[0].read_text()
