@@ -2,24 +2,22 @@
 
 Greedy decoding: each answer is a function of its prompt, so the Ray job must return exactly what the
 ``endpoint`` backend returns for the same rows, in the same order, and the generate stage must accept
-``backend: ray``. Skipped when the optional ``[ray]`` extra is not installed.
+``backend: ray``. The ``[ray]`` extra is part of the ``[test]`` extra, so this always runs.
 """
 
 from __future__ import annotations
 
 import pytest
+import ray
+from datasets import Dataset
 
-ray = pytest.importorskip("ray")
-pytest.importorskip("ray.data.llm")
+from hf_crossaug.backends.endpoint import EndpointGenerator
+from hf_crossaug.backends.ray_batch import generate_with_ray
+from hf_crossaug.config.generate import GenerationConfig
+from hf_crossaug.stages.generate import generate
+from hf_crossaug.utils.fingerprint import shard_seed
 
-from datasets import Dataset  # noqa: E402
-
-from hf_crossaug.backends.endpoint import EndpointGenerator  # noqa: E402
-from hf_crossaug.backends.ray_batch import generate_with_ray  # noqa: E402
-from hf_crossaug.config.generate import GenerationConfig  # noqa: E402
-from hf_crossaug.stages.generate import generate  # noqa: E402
-from hf_crossaug.utils.fingerprint import shard_seed  # noqa: E402
-from server_fixtures import served_model  # noqa: E402,F401 - the session fixture (transformers serve)
+pytestmark = pytest.mark.slow  # a real transformers serve and a local Ray instance
 
 PROMPTS = [f"Here is a short sentence about {t}.\nSentence:" for t in
            ["cats", "rain", "trains", "bread", "music", "the sea"]]
@@ -38,7 +36,7 @@ def config_for(served, **overrides) -> GenerationConfig:
     return GenerationConfig(**(cfg | overrides))
 
 
-def test_ray_matches_endpoint(served_model, local_ray, tmp_path):  # noqa: F811
+def test_ray_matches_endpoint(served_model, local_ray, tmp_path):
     cfg = config_for(served_model)
     out = generate_with_ray(Dataset.from_dict({"prompt": PROMPTS, "id": list(range(len(PROMPTS)))}), cfg)
     assert out["id"] == list(range(len(PROMPTS)))  # rows come back in their order, other columns kept
@@ -51,7 +49,7 @@ def test_ray_matches_endpoint(served_model, local_ray, tmp_path):  # noqa: F811
     assert out["generated_tokens"] == tokens
 
 
-def test_generate_stage_backend_ray(served_model, local_ray, tmp_path):  # noqa: F811
+def test_generate_stage_backend_ray(served_model, local_ray, tmp_path):
     cfg = config_for(served_model, shard_size=4)  # two shards: one Ray job each
     assert all(ok for ok, *_ in cfg.problems())
     out = generate(Dataset.from_dict({"prompt": PROMPTS}), cfg, tmp_path)
