@@ -1,6 +1,7 @@
 """Cards a reviewer can read without the builder's machine: no absolute paths, no link to a repository
 that does not exist, per-config diversity and label agreement, request accounting, a model-index."""
 
+import shutil
 import os
 from pathlib import Path
 
@@ -69,12 +70,14 @@ def test_student_card_has_no_absolute_path_and_a_model_index_per_language(tiny_s
     for lang in ("sw", "hi"):
         files[lang] = tmp_path / f"eval-{lang}.jsonl"
         files[lang].write_text("\n".join(rows[:10]) + "\n")
-    evaluate_model(tiny_student, {k: str(v) for k, v in files.items()}, limit=6)
-    text = (Path(tiny_student) / "README.md").read_text()
+    student = tmp_path / "student"  # a copy: the session's student is shared with other tests
+    shutil.copytree(tiny_student, student)
+    evaluate_model(student, {k: str(v) for k, v in files.items()}, limit=6)
+    text = (student / "README.md").read_text()
     assert absolute_paths(text) == [], absolute_paths(text)
     assert "github.com" not in text
     assert f"eval-sw.jsonl (sha256 {file_sha256(files['sw'])})" in text
-    card = ModelCard.load(Path(tiny_student) / "README.md")
+    card = ModelCard.load(student / "README.md")
     by_lang = {}
     for r in card.data.eval_results:
         by_lang.setdefault(r.dataset_args["language"], []).append(r)

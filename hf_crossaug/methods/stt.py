@@ -22,6 +22,7 @@ from datasets import Dataset
 
 from ..version import __version__
 from ..config.finetune import FinetuneConfig, SttConfig
+from ..stages.source import load_configured
 from ..stages.finetune import (ADAPTER_FILE, DONE_FILE, Adapter, answer_logprobs, answer_text, finetune_lora,
                        load_causal_lm)
 from ..models.resolve import GENERATOR_DEFAULT, resolve_model
@@ -108,7 +109,7 @@ def run_stt(recipe, dataset_dir: str | Path, adapter_dir: str | Path, targets: M
     summary = build_dataset(recipe, dataset_dir, work, log=log)
     raw = run_pipeline(recipe, work, log=log).raw  # cached by the build: nothing runs again
     parts = [classify_rows(task, raw, "prompt_label")]
-    source = recipe.source.load(task, recipe.generation.seed)
+    source = load_configured(task, recipe.source, recipe.generation.seed)
     if cfg.include_source:
         parts.insert(0, classify_rows(task, source))
     rows = Dataset.from_dict({k: [v for p in parts for v in p[k]] for k in ("prompt", "answer")})

@@ -37,6 +37,11 @@ def make_generator(config: GenerationConfig, work_dir: str | Path):
     return LocalGenerator(config)
 
 
+def generator_provenance(generator) -> dict:
+    """What a card records about a generator: a server's model id and revision, or a local model's ref."""
+    return generator.provenance() if hasattr(generator, "provenance") else generator.ref.provenance()
+
+
 def prompts_fingerprint(prompts: Dataset) -> str:
     return content_fingerprint(prompts, ["prompt"])
 
@@ -59,7 +64,7 @@ def generate(
     """
     if generator is None and config.backend != "local":
         generator = make_generator(config, work_dir)  # cheap: the server says which model it serves
-    provenance = (generator.provenance() if generator else
+    provenance = (generator_provenance(generator) if generator else
                   resolve_model(config.model, GENERATOR_DEFAULT, config.revision).provenance())
     fp = fingerprint(provenance, config.sampling_fingerprint(), prompts_fingerprint(prompts))
     folder = Path(work_dir) / f"{desc}-{fp}"

@@ -134,6 +134,14 @@ def load_source(
     return normalise(ds, task, where, label_column, limit, seed, label_map, on_invalid)
 
 
+def _has_text(value) -> bool:
+    """A text cell with something in it: a non-blank string, or a non-empty list of non-blank strings
+    (multiple-choice contexts and choices)."""
+    if isinstance(value, str):
+        return bool(value.strip())
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v.strip() for v in value)
+
+
 def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "label",
               limit: int | None = None, seed: int = 0, label_map: dict | None = None,
               on_invalid: str = "error") -> Dataset:
@@ -167,7 +175,7 @@ def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "labe
     labels = [to_id(v) for v in raw_labels]
     bad_label = [i for i, lab in enumerate(labels) if lab is None]
     empty = [i for i, lab in enumerate(labels) if lab is not None and lab >= 0
-             and not all(isinstance(rows[c][i], str) and rows[c][i].strip() for c in task.text_columns)]
+             and not all(_has_text(rows[c][i]) for c in task.text_columns)]
     if (bad_label or empty) and on_invalid != "drop":
         first = raw_labels[bad_label[0]] if bad_label else None
         first = float(f"{first:.6g}") if isinstance(first, float) else first  # 1.7, not float32's 1.7000000000000002
