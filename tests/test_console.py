@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hf_crossaug.utils.logging import QUIET_ENV
+
 from test_build_tiny import tiny_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +21,9 @@ LIBRARY_NOISE = ("Flattening the indices", "Generating train split", "Creating p
 
 
 def run_build(args, recipe_file, out, work):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120", "HF_HUB_OFFLINE": "1"}
+    # without the quiet settings an earlier in-process setup_logging() may have put into os.environ
+    env = {**{k: v for k, v in os.environ.items() if k not in QUIET_ENV}, "PYTHONPATH": str(ROOT), "COLUMNS": "120",
+           "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "hf_crossaug.cli", *args, "build", str(recipe_file), "-o", str(out),
                            "--work-dir", str(work)], capture_output=True, text=True, env=env, timeout=600)
 

@@ -17,7 +17,7 @@ ROOT = "hf_crossaug"
 _state = {"quiet": False, "handler": None}
 
 # read by the libraries when they are imported, so setting them costs no import
-_QUIET_ENV = {"HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+QUIET_ENV = {"HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
               "TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
 
 
@@ -57,9 +57,12 @@ def setup_logging(verbose: bool = False) -> None:
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
     _state.update(handler=handler, quiet=not verbose)
-    if verbose:
+    if verbose:  # undo a quiet setup inherited through the environment (e.g. from a parent process)
+        for key, value in QUIET_ENV.items():
+            if os.environ.get(key) == value:
+                del os.environ[key]
         return
-    for key, value in _QUIET_ENV.items():
+    for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     silence_libraries()
 
