@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .config.student import StudentConfig
+
 app = typer.Typer(help="LLM-generated, teacher-labelled, selected training data for languages without labels.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console(stderr=True, soft_wrap=True)  # a long path never breaks a line in two
@@ -102,45 +104,60 @@ def list_recipes():
                 print(p)
 
 
+def config_options(cls):
+    """Give a command one ``--option`` per field of the config dataclass ``cls`` that has ``help`` metadata
+    (`hf_crossaug.config.base.option`), so the CLI never re-declares a config. Each option defaults to None
+    (not given); the command receives them in ``**options`` and builds ``cls`` through the one validation."""
+    import dataclasses
+    import inspect
+    import typing
+
+    from .config.base import type_options
+
+    def wrap(func):
+        sig = inspect.signature(func)
+        params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if "help" not in f.metadata:
+                continue
+            base = next(o for o in type_options(hints[f.name]) if o is not type(None))
+            text = f.metadata["help"] if "default" in f.metadata["help"] or f.default is None else (
+                f"{f.metadata['help']} (default: {f.default})")
+            flags = (f"--{f.name.replace('_', '-')}", *f.metadata["flags"])
+            if base is bool:
+                flags = (f"{flags[0]}/--no-{f.name.replace('_', '-')}",)
+            params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[base],
+                                            default=typer.Option(None, *flags, help=text, show_default=False)))
+        func.__signature__ = sig.replace(parameters=params)
+        func.__annotations__ = {p.name: p.annotation for p in params}
+        return func
+
+    return wrap
+
+
 @app.command()
+@config_options(StudentConfig)
 def train(
     dataset: str = typer.Argument(..., help="built dataset: local folder or Hub id"),
-    mode: str = typer.Option("T-div-k", help="SRC, GEN, SRC+GEN, T-<strategy> or T_pl-<strategy> (multiple choice: SRC, GEN, SRC+GEN)"),
-    config: Optional[str] = typer.Option(None, help="dataset config (default: from the mode, T-div-k -> div-k)"),
     source: Optional[str] = typer.Option(None, help="English gold data: file, Hub id or 'seed' (default: seed)"),
     dev: Optional[str] = typer.Option(None, help="model-selection set: file or Hub id (default: held out from source)"),
     output: Path = typer.Option(..., "--output", "-o", help="output model folder"),
-    model: Optional[str] = typer.Option(None, help="base encoder: folder or Hub id (default: embedded e5-small)"),
-    task: Optional[str] = typer.Option(None, help="nli, sentiment, copa, storycloze or winograd (default: from the dataset)"),
-    backend: str = typer.Option("finetune", help="finetune (the whole encoder) or frozen-features (a small head on "
-                                "frozen sentence embeddings, the benchmark's fast student)"),
-    epochs: Optional[int] = typer.Option(None, help="training epochs (default: 3 finetune, 8 frozen-features)"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="learning rate (default: 5e-5 finetune, 2e-3 frozen-features)"),
-    batch_size: Optional[int] = typer.Option(None, help="training batch size (default: 16 finetune, 64 frozen-features)"),
-    max_length: int = typer.Option(128, help="max tokens per example (finetune; frozen-features: the encoder's limit)"),
-    limit: Optional[int] = typer.Option(None, help="use a seeded subset of this many source rows"),
-    dev_limit: Optional[int] = typer.Option(None, help="use a seeded subset of this many dev rows"),
-    seed: int = typer.Option(42, help="seed for sampling and training"),
-    select_by: str = typer.Option("english-dev", help="english-dev, or target-dev when --dev is target-language"),
-    temperature: float = typer.Option(1.5, help="distillation temperature"),
-    kd_formulation: str = typer.Option("standard", help="standard (Hinton, T^2) or reference (the paper's code)"),
+    **options,
 ):
     """Train a student on English gold + synthetic data in one of the paper's modes (a multiple-choice model
     for copa / storycloze / winograd datasets)."""
-    from .config.student import StudentConfig
+    from .config.base import build as build_config, check
     from .students.classification import train_student
     from .students.frozen import BACKEND as FROZEN, FROZEN_DEFAULTS
 
     try:
-        given = {k: v for k, v in {"epochs": epochs, "learning_rate": lr, "batch_size": batch_size}.items()
-                 if v is not None}
-        cfg = StudentConfig(model=model, mode=mode, config=config, task=task, backend=backend,
-                            **({**FROZEN_DEFAULTS, **given} if backend == FROZEN else given), max_length=max_length,
-                            temperature=temperature, kd_formulation=kd_formulation, seed=seed, select_by=select_by,
-                            limit=limit, dev_limit=dev_limit)
-        console.print(f"[bold]crossaug train[/] {mode} ({backend}) on {dataset} -> {output}")
+        given = {k: v for k, v in options.items() if v is not None}
+        defaults = FROZEN_DEFAULTS if given.get("backend") == FROZEN else {}
+        cfg = check(build_config(StudentConfig, {**defaults, **given}, "crossaug train"), "crossaug train")
+        console.print(f"[bold]crossaug train[/] {cfg.mode} ({cfg.backend}) on {dataset} -> {output}")
         res = train_student(cfg, dataset, source or "seed", dev, output, log=lambda m: console.print(m))
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         fail(exc)
     sel, counts = res["selection"], res["counts"]
     table = Table(title=f"trained {output}")
@@ -172,7 +189,7 @@ def evaluate(
 
     try:
         res = evaluate_model(model, parse_targets(target), task=task, limit=limit, batch_size=batch_size)
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         fail(exc)
     table = Table(title=f"{model} ({res['task']}{f', {limit} rows per language' if limit else ''})")
     for col, just in (("language", "left"), ("rows", "right"), ("accuracy", "right"), ("macro-F1", "right")):
@@ -224,7 +241,7 @@ def finetune(
         console.print(f"[bold]crossaug finetune[/] {r.name} ({path}) -> {out}, {lora}")
         res = run_stt(r, out, lora, parse_targets(target), work_dir, eval_limit, log=lambda m: console.print(m),
                       english_baseline=english_baseline)
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         fail(exc)
     table = Table(title=f"{lora}: accuracy by label likelihood ({res['task']}; chance {res['chance']:.3f})")
     baseline = "english_only" in res

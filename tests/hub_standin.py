@@ -86,6 +86,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if status == 404 and (payload or {}).get("error") == "Repository not found":
+            self.send_header("X-Error-Code", "RepoNotFound")  # what the Hub sends; huggingface_hub maps it
         self.end_headers()
         self.wfile.write(data)
 

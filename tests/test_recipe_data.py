@@ -1,9 +1,11 @@
 """Recipes (strict YAML validation), source-data loading, and the CLI's one-line errors."""
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
+
 import pytest
 from datasets import ClassLabel
 from typer.testing import CliRunner
@@ -267,6 +269,48 @@ def test_missing_relative_path_fails_at_once_without_the_hub(tmp_path, monkeypat
         preflight(recipe)
 
 
+def test_hub_shaped_source_fails_in_seconds_when_the_hub_cannot_say_yes(tmp_path, monkeypatch):
+    """``nothere/x`` is a valid Hub id, so it is asked of the Hub -- once: an unreachable Hub and a missing
+    dataset are one line each before ``load_dataset`` (whose retries took ~23 s offline) is ever called."""
+    import socket
+
+    import hf_crossaug.stages.source as source
+    from huggingface_hub import constants
+
+    from hub_standin import HubStandIn
+
+    def no_download(*args, **kwargs):
+        raise LookupError(f"load_dataset called with {args}")
+
+    monkeypatch.setattr(source, "load_dataset", no_download)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed}")
+    start = time.monotonic()
+    with pytest.raises(ConnectionError) as info:
+        load_source(SENTIMENT, "nothere/x")
+    assert time.monotonic() - start < 10
+    msg = str(info.value)
+    assert msg.startswith("source: nothere/x is not an existing file, and the Hub cannot be reached") and "\n" not in msg
+
+    hub = HubStandIn().start()
+    try:
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        with pytest.raises(FileNotFoundError) as info:
+            load_source(SENTIMENT, "nothere/x")
+        assert str(info.value) == ("source: nothere/x is not an existing file, and no Hub dataset of that name "
+                                   "exists (or it is private: run `hf auth login`)")
+        assert [c["path"] for c in hub.calls] == ["/api/datasets/nothere/x"]  # one call, no retries
+    finally:
+        hub.shutdown()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # offline on purpose: the datasets cache decides
+    with pytest.raises(ValueError, match="load_dataset called with"):  # wrapped in load_source's one line
+        load_source(SENTIMENT, "nothere/x")
+
+
 def test_limit_gives_a_seeded_subset():
     full = load_source(SENTIMENT)
     a = load_source(SENTIMENT, limit=30, seed=1)
@@ -289,6 +333,29 @@ def invoke(*args):
 
 def error_lines(result) -> list[str]:
     return [line for line in result.output.splitlines() if line.startswith("error:")]
+
+
+def test_train_options_are_the_student_config_fields(tmp_path):
+    """``crossaug train`` declares no student field itself: each `StudentConfig` field is an option with the
+    field's help, and a bad value goes through the config's one validation (one line naming the field)."""
+    import dataclasses
+
+    import typer
+
+    from hf_crossaug.cli import app
+    from hf_crossaug.config.student import StudentConfig
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["train"].params}
+    for f in dataclasses.fields(StudentConfig):
+        assert params[f.name].help.startswith(f.metadata["help"]), f.name
+    assert "--lr" in params["learning_rate"].opts and params["freeze_embeddings"].secondary_opts == [
+        "--no-freeze-embeddings"]
+    for args, needle in ((["--backend", "bogus"], "field 'backend' must be one of finetune, frozen-features, "
+                                                  "got 'bogus'"),
+                         (["--temperature", "0"], "field 'temperature' must be > 0, got 0.0")):
+        result = invoke("train", tmp_path / "data", "-o", tmp_path / "model", *args)
+        assert result.exit_code == 2 and error_lines(result) == [f"error: crossaug train: {needle}"]
+    assert not (tmp_path / "model").exists()
 
 
 def test_cli_malformed_recipe_is_a_one_line_error(tmp_path):

@@ -25,7 +25,7 @@ def _hints(cls) -> dict:
     return typing.get_type_hints(cls)
 
 
-def _options(tp) -> tuple:
+def type_options(tp) -> tuple:
     """The alternatives of ``X | Y | None`` (or ``(tp,)``)."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return typing.get_args(tp)
@@ -33,7 +33,7 @@ def _options(tp) -> tuple:
 
 
 def _check_value(tp, value, name: str, where: str):
-    options = _options(tp)
+    options = type_options(tp)
     if value is None:
         if type(None) in options:
             return None
@@ -52,6 +52,12 @@ def _check_value(tp, value, name: str, where: str):
             return value
     want = " or ".join(getattr(typing.get_origin(o) or o, "__name__", str(o)) for o in options if o is not type(None))
     raise ConfigError(f"{where}: field {name!r} must be {want}, got {type(value).__name__} {value!r}")
+
+
+def option(default, help: str, *flags: str):
+    """A config field that is also a command-line option: ``help`` is its text, ``flags`` extra spellings
+    (``--lr``). The CLI reads these (`hf_crossaug.cli.config_options`) instead of re-declaring the field."""
+    return dataclasses.field(default=default, metadata={"help": help, "flags": flags})
 
 
 def build(cls, data, where: str = "config", prefix: str = ""):

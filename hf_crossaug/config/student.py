@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Problem, at_least, one_of
+from .base import Problem, at_least, one_of, option
 
 SELECT_BY = ("english-dev", "target-dev")
 KD_FORMULATIONS = ("standard", "reference")
@@ -21,26 +21,30 @@ MC_MODES = {
 
 @dataclass
 class StudentConfig:
-    """How a student is trained (every field lands in ``crossaug_student.json`` and the card)."""
+    """How a student is trained (every field lands in ``crossaug_student.json`` and the card). The ``help``
+    of each field is also its ``crossaug train`` option, so the CLI does not declare the fields again."""
 
-    model: str | None = None  # None -> embedded multilingual-e5-small; else a Hub id or folder
-    revision: str | None = None
-    mode: str = "T-div-k"
-    config: str | None = None  # dataset config; None -> derived from the mode (T-div-k -> div-k)
-    task: str | None = None  # None -> from the dataset's crossaug_build.json or its columns
-    backend: str = "finetune"
-    epochs: int = 3
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    max_length: int = 128
-    temperature: float = 1.5
-    kd_formulation: str = "standard"
-    seed: int = 42
-    select_by: str = "english-dev"  # or "target-dev" (explicit: the dev set is in the target language)
-    freeze_embeddings: bool = True  # most of a small multilingual encoder's weights; keeps CPU training fast
-    limit: int | None = None  # seeded subset of the English gold source
-    dev_limit: int | None = None  # seeded subset of the dev set
-    dev_fraction: float = 0.15  # held out from the gold data when no dev set is given
+    model: str | None = option(None, "base encoder: folder or Hub id (default: embedded multilingual-e5-small)")
+    revision: str | None = option(None, "Hub revision of --model (branch, tag or commit)")
+    mode: str = option("T-div-k", "SRC, GEN, SRC+GEN, T-<strategy> or T_pl-<strategy> "
+                       "(multiple choice: SRC, GEN, SRC+GEN)")
+    config: str | None = option(None, "dataset config (default: from the mode, T-div-k -> div-k)")
+    task: str | None = option(None, "nli, sentiment, copa, storycloze or winograd (default: from the dataset)")
+    backend: str = option("finetune", "finetune (the whole encoder) or frozen-features (a small head on frozen "
+                          "sentence embeddings, the benchmark's fast student)")
+    epochs: int = option(3, "training epochs (default: 3 finetune, 8 frozen-features)")
+    learning_rate: float = option(5e-5, "learning rate (default: 5e-5 finetune, 2e-3 frozen-features)", "--lr")
+    batch_size: int = option(16, "training batch size (default: 16 finetune, 64 frozen-features)")
+    max_length: int = option(128, "max tokens per example (finetune; frozen-features: the encoder's limit)")
+    temperature: float = option(1.5, "distillation temperature")
+    kd_formulation: str = option("standard", "standard (Hinton, T^2) or reference (the paper's code)")
+    seed: int = option(42, "seed for sampling and training")
+    select_by: str = option("english-dev", "english-dev, or target-dev when --dev is target-language")
+    # most of a small multilingual encoder's weights; keeps CPU training fast
+    freeze_embeddings: bool = option(True, "keep the encoder's embedding matrix frozen (finetune)")
+    limit: int | None = option(None, "use a seeded subset of this many source rows")
+    dev_limit: int | None = option(None, "use a seeded subset of this many dev rows")
+    dev_fraction: float = option(0.15, "share of the gold data held out as dev set when no --dev is given")
 
     def problems(self) -> list[Problem]:
         return [one_of(self, "select_by", SELECT_BY), one_of(self, "kd_formulation", KD_FORMULATIONS),

@@ -43,11 +43,31 @@ def check_source(task: TaskSpec, source: str | None, where: str) -> None:
     path = Path(file).expanduser()
     if path.exists():
         return
-    if looks_local(file):
+    if meant_as_path(file):
         raise FileNotFoundError(f"{where}: {source} is not an existing file and not a Hub dataset id")
+    _check_hub_dataset(source, where)
 
 
-def looks_local(ref: str) -> bool:
+def _check_hub_dataset(repo_id: str, where: str) -> None:
+    """One metadata call to the Hub, so a mistyped id or an unreachable Hub is one line within seconds (not
+    ~23 s of download retries then a traceback); skipped when the user is offline on purpose, since the
+    datasets cache may hold the dataset."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    try:
+        HfApi().dataset_info(repo_id, timeout=10)
+    except RepositoryNotFoundError:
+        raise FileNotFoundError(f"{where}: {repo_id} is not an existing file, and no Hub dataset of that name "
+                                "exists (or it is private: run `hf auth login`)") from None
+    except Exception as exc:  # httpx / requests connection errors, HTTP 5xx: the Hub cannot answer now
+        raise ConnectionError(f"{where}: {repo_id} is not an existing file, and the Hub cannot be reached to "
+                              f"load it as a dataset ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def meant_as_path(ref: str) -> bool:
     """Whether a reference that names no existing file is still meant as a local path, so it must fail at
     once instead of being tried as a Hub id: it has a data-file extension, is not shaped like a Hub id, starts
     with ``.``/``~``/``/``, or its first folder exists here (``data/missing`` with a ``data/`` folder)."""
