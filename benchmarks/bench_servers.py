@@ -16,7 +16,12 @@ embedded SmolLM2-135M-Instruct; llama.cpp serves its Q4_1 GGUF), same sampling (
 Kept = rows the clean stage keeps. Model-FLOP utilisation counts 2 x matmul parameters per token
 (embedding lookup excluded, lm_head included), on generated tokens and on prompt tokens separately,
 over ``--peak-gflops``: by default a 1024x1024 bf16 matmul measured in this process (the practical CPU
-peak); pass a datasheet number for a GPU server. Run on an idle machine, servers started beforehand:
+peak); pass a datasheet number for a GPU server. Run on an idle machine. Either let the script start each
+server in turn (only one holds the cores at a time; start-up is not timed):
+
+    python benchmarks/bench_servers.py --start-servers vllm,llama,tserve
+
+or point it at servers started beforehand:
 
     benchmarks/servers/start_vllm_cpu.sh "" 8000 &   benchmarks/servers/start_llama_cpp.sh "" 8001 &
     transformers serve MODEL_DIR --port 8002 &
@@ -30,9 +35,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import pathlib
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -177,9 +187,80 @@ class _Bodies:
         self.config, self.model_id = cfg, cfg.model
 
 
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def launch_command(name: str, port: int) -> list[str]:
+    """How ``--start-servers`` starts each server: the documented scripts, and ``transformers serve`` from this
+    environment, all on the embedded SmolLM2 (vLLM and transformers in bf16, llama.cpp on its Q4_1 GGUF)."""
+    if name == "vllm":
+        return ["bash", str(HERE / "servers" / "start_vllm_cpu.sh"), "", str(port)]
+    if name == "llama":
+        return ["bash", str(HERE / "servers" / "start_llama_cpp.sh"), "", str(port)]
+    from hf_crossaug.models.resolve import GENERATOR_DEFAULT, resolve_model
+
+    exe = shutil.which("transformers", path=str(pathlib.Path(sys.executable).parent)) or "transformers"
+    return [exe, "serve", resolve_model(None, GENERATOR_DEFAULT).path, "--host", "127.0.0.1", "--port", str(port),
+            "--device", "cpu", "--dtype", "bfloat16", "--log-level", "warning"]
+
+
+@contextlib.contextmanager
+def started(name: str, port: int, timeout: float, log_dir: pathlib.Path):
+    """Start one server, wait (bounded) until ``/v1/models`` answers, yield its URL, stop it (process group)."""
+    import urllib.request
+
+    env = {**os.environ, "PROJECT_PY": sys.executable, "HF_HUB_OFFLINE": "1"}
+    log = log_dir / f"{name}.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(launch_command(name, port), stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+    url, t = f"http://127.0.0.1:{port}/v1", time.monotonic()
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode} while starting (log: {log})")
+            try:
+                with urllib.request.urlopen(f"{url}/models", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() - t > timeout:
+                raise TimeoutError(f"{name} not ready after {timeout:.0f} s (log: {log})")
+            time.sleep(2)
+        print(f"{name} ready in {time.monotonic() - t:.0f} s", flush=True)
+        yield url, round(time.monotonic() - t, 1)
+    finally:
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(wait)
+
+
 def warm_up(url, model, args):
     cfg = endpoint_config(url, model, 1, args)
     bare_run(["Hello.\nSentence:"], [0], cfg)
+
+
+def measure_server(name, url, in_flight, args, prompts, texts_in, seeds, params, peak, result) -> None:
+    """The endpoint path and the bare client loop, side by side, at each concurrency."""
+    try:
+        model = served_id(url)
+        warm_up(url, model, args)
+    except Exception as exc:  # noqa: BLE001 - a server that is down is a note, not a crash
+        result["notes"].append(f"{name}: skipped ({type(exc).__name__} at {url})")
+        return
+    for c in in_flight:
+        cfg = endpoint_config(url, model, c, args)
+        texts, gtoks, sptoks, secs = endpoint_run(texts_in, seeds, cfg)
+        ep = row(f"{name}@{c}", secs, kept(prompts, texts), gtoks, sptoks, params, peak, in_flight=c)
+        texts, gtoks, sptoks, secs = bare_run(texts_in, seeds, cfg)
+        bare = row(f"{name}-bare@{c}", secs, kept(prompts, texts), gtoks, sptoks, params, peak, in_flight=c)
+        ep["endpoint_vs_bare"] = round(ep["kept_per_s"] / bare["kept_per_s"], 3) if bare["kept_per_s"] else None
+        result["rows"] += [ep, bare]
+        print(f"{name}@{c}: {ep['kept_per_s']} kept/s, endpoint/bare {ep['endpoint_vs_bare']}", flush=True)
 
 
 # ----- report -----
@@ -211,6 +292,10 @@ def main() -> None:
     ap.add_argument("--peak-gflops", type=float, default=None,
                     help="peak GFLOP/s for MFU; default: a bf16 1024x1024 matmul measured here (practical peak)")
     ap.add_argument("--skip-baselines", action="store_true", help="no naive loop / batched pipeline rows")
+    ap.add_argument("--start-servers", help="comma-separated servers (vllm,llama,tserve) the script starts one at "
+                    "a time, each stopped before the next (start-up not timed)")
+    ap.add_argument("--port", type=int, default=8765, help="port for --start-servers")
+    ap.add_argument("--start-timeout", type=float, default=900.0, help="seconds a started server may take to be ready")
     ap.add_argument("--out", default="benchmarks/results/servers.json")
     args = ap.parse_args()
     in_flight = [int(c) for c in args.in_flight.split(",")]
@@ -240,26 +325,25 @@ def main() -> None:
                         batch_size=args.batch_size))
     del gen
 
+    to_start = [n for n in (args.start_servers or "").split(",") if n]
+    unknown = sorted(set(to_start) - set(SERVERS))
+    if unknown:
+        raise SystemExit(f"--start-servers: unknown server {unknown[0]!r} (known: {', '.join(SERVERS)})")
+    log_dir = pathlib.Path(tempfile.mkdtemp(prefix="bench-servers-"))
     for name in SERVERS:
+        if name in to_start:
+            try:
+                with started(name, args.port, args.start_timeout, log_dir) as (url, ready_s):
+                    result["notes"].append(f"{name}: started by the script, ready in {ready_s} s (not timed)")
+                    measure_server(name, url, in_flight, args, prompts, texts_in, seeds, params, peak, result)
+            except (RuntimeError, TimeoutError) as exc:
+                result["notes"].append(f"{name}: skipped ({exc})")
+            continue
         url = getattr(args, f"{name}_url")
         if not url:
-            result["notes"].append(f"{name}: skipped (no --{name}-url)")
+            result["notes"].append(f"{name}: skipped (no --{name}-url or --start-servers)")
             continue
-        try:
-            model = served_id(url)
-            warm_up(url, model, args)
-        except Exception as exc:  # noqa: BLE001 - a server that is down is a note, not a crash
-            result["notes"].append(f"{name}: skipped ({type(exc).__name__} at {url})")
-            continue
-        for c in in_flight:
-            cfg = endpoint_config(url, model, c, args)
-            texts, gtoks, sptoks, secs = endpoint_run(texts_in, seeds, cfg)
-            ep = row(f"{name}@{c}", secs, kept(prompts, texts), gtoks, sptoks, params, peak, in_flight=c)
-            texts, gtoks, sptoks, secs = bare_run(texts_in, seeds, cfg)
-            bare = row(f"{name}-bare@{c}", secs, kept(prompts, texts), gtoks, sptoks, params, peak, in_flight=c)
-            ep["endpoint_vs_bare"] = round(ep["kept_per_s"] / bare["kept_per_s"], 3) if bare["kept_per_s"] else None
-            rows += [ep, bare]
-            print(f"{name}@{c}: {ep['kept_per_s']} kept/s, endpoint/bare {ep['endpoint_vs_bare']}", flush=True)
+        measure_server(name, url, in_flight, args, prompts, texts_in, seeds, params, peak, result)
 
     base = rows[0]["kept_per_s"]
     for r in rows:

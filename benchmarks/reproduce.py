@@ -453,8 +453,11 @@ def main(argv=None) -> None:
 
 def write(res: dict, stem: Path) -> None:
     """The run's JSON (with the machine's state), markdown table and plot."""
+    import torch
+
     usage = resource.getrusage(resource.RUSAGE_SELF)  # cumulative over the tasks run so far
     res["machine"] = {"platform": platform.platform(), "cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+                      "cpu": torch.backends.cpu.get_cpu_capability(),  # bf16 numerics (so generations) differ by ISA
                       "cpu_s_so_far": round(usage.ru_utime + usage.ru_stime), "peak_rss_mib": round(usage.ru_maxrss / 1024)}
     stem.with_suffix(".json").write_text(json.dumps(res, indent=2))
     stem.with_suffix(".md").write_text(markdown(res))

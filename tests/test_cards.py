@@ -49,6 +49,8 @@ def test_dataset_card_has_no_absolute_path_and_reports_quality(tiny_built_datase
     assert os.path.isabs(str(tiny_built_dataset)) and not str(tiny_built_dataset).startswith(os.getcwd())
     assert absolute_paths(text) == [], absolute_paths(text)
     assert "github.com" not in text
+    build = (tiny_built_dataset / "crossaug_build.json").read_text()  # uploaded with the dataset, too
+    assert absolute_paths(build) == [] and '"tiny-encoder' in build, absolute_paths(build)
     section = text.split("### Diversity and label agreement per config\n", 1)[1].strip().split("\n\n", 1)[0]
     rows = {line.split("|")[1].strip(" `"): [c.strip() for c in line.split("|")[2:-1]]
             for line in section.splitlines() if line.startswith("| `")}

@@ -7,9 +7,12 @@ Greedy decoding: each answer is a function of its prompt, so the Ray job must re
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import ray
 from datasets import Dataset
+from fault_proxy import FaultProxy
 
 from hf_crossaug.backends.endpoint import EndpointGenerator
 from hf_crossaug.backends.ray_batch import generate_with_ray
@@ -50,9 +53,25 @@ def test_ray_matches_endpoint(served_model, local_ray, tmp_path):
 
 
 def test_generate_stage_backend_ray(served_model, local_ray, tmp_path):
-    cfg = config_for(served_model, shard_size=4)  # two shards: one Ray job each
-    assert all(ok for ok, *_ in cfg.problems())
-    out = generate(Dataset.from_dict({"prompt": PROMPTS}), cfg, tmp_path)
-    assert len(out) == len(PROMPTS) and all(isinstance(t, str) for t in out["generation"])
-    fingerprints = list(tmp_path.glob("generate-*/fingerprint.json"))
-    assert len(fingerprints) == 1 and '"backend": "ray"' in fingerprints[0].read_text()
+    """Through a counting proxy: the stage's Ray jobs commit each answer to the work folder's request cache,
+    so with every finished shard deleted a rerun rebuilds the same rows without sending one request."""
+    proxy = FaultProxy(served_model.upstream).start()
+    try:
+        cfg = config_for(served_model, shard_size=4, base_url=proxy.url)  # two shards: one Ray job each
+        assert all(ok for ok, *_ in cfg.problems())
+        cost: dict = {}
+        out = generate(Dataset.from_dict({"prompt": PROMPTS}), cfg, tmp_path, accounting=cost)
+        assert len(out) == len(PROMPTS) and all(isinstance(t, str) for t in out["generation"])
+        fingerprints = list(tmp_path.glob("generate-*/fingerprint.json"))
+        assert len(fingerprints) == 1 and '"backend": "ray"' in fingerprints[0].read_text()
+        sent = proxy.received["/v1/completions"]
+        assert sent == len(PROMPTS) and cost["generate"]["requests"] == len(PROMPTS)
+        assert cost["generate"]["completion_tokens"] == sum(out["generated_tokens"]) > 0
+
+        for shard in fingerprints[0].parent.glob("shard-*"):  # as if the stage had never finished a shard
+            shutil.rmtree(shard) if shard.is_dir() else shard.unlink()
+        again = generate(Dataset.from_dict({"prompt": PROMPTS}), cfg, tmp_path, accounting=cost)
+        assert again.to_list() == out.to_list() and proxy.received["/v1/completions"] == sent
+        assert cost["generate"].get("requests", 0) == 0 and cost["generate"]["cache_hits"] == len(PROMPTS)
+    finally:
+        proxy.stop()

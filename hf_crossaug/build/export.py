@@ -20,6 +20,7 @@ from ..models.embed import SentenceEmbedder
 from ..stages.select import SelectionContext, select_with_report
 from ..utils.logging import log_or_logger
 from ..utils.files import BUILD_FILE, MARKER_FILE, WorkLock, check_replaceable, replace_output_folder
+from ..utils.paths import portable
 from ..config.tasks import MultipleChoiceSpec
 from .card import config_quality, dataset_card
 from .pipeline import preflight, run_pipeline
@@ -72,9 +73,10 @@ def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path |
             rows = {n: len(d) for n, d in tables.items()}
             dataset_card(recipe, result, rows, reports, list(raw.column_names), repo_id,
                          quality).save(tmp / "README.md")
-            # repo_id: where the card says the dataset lives (students name it in their cards; push updates it)
-            (tmp / BUILD_FILE).write_text(json.dumps({**result.stats, "repo_id": repo_id, "quality": quality},
-                                                  indent=2, default=str))
+            # repo_id: where the card says the dataset lives (students name it in their cards; push updates it);
+            # local paths made portable as in the card: the file is uploaded with the dataset
+            build = portable({**result.stats, "repo_id": repo_id, "quality": quality})
+            (tmp / BUILD_FILE).write_text(json.dumps(build, indent=2, default=str))
             replace_output_folder(tmp, out)  # the finished folder appears at once, never half-written
         finally:
             if tmp.exists():

@@ -33,7 +33,7 @@ def make_generator(config: GenerationConfig, work_dir: str | Path):
     if config.backend == "ray":  # the optional [ray] extra: one Ray Data job per shard
         from ..backends.ray_batch import RayGenerator
 
-        return RayGenerator(config)
+        return RayGenerator(config, Path(work_dir) / "requests")  # the endpoint backend's cache, shared
     return LocalGenerator(config)
 
 
