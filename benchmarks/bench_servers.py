@@ -6,6 +6,8 @@ embedded SmolLM2-135M-Instruct; llama.cpp serves its Q4_1 GGUF), same sampling (
 
 * ``local-bf16``: the generate stage in process (``backend: local``, bf16, batch_size ``--batch-size``) — the
   reference every ratio is against;
+* ``local-auto-float32``: the same stage with the package's default ``dtype: auto``, on machines where that
+  is float32 (CPUs without native bf16, where emulated bf16 is slow);
 * ``naive-loop-bf16``: one ``pipeline("text-generation")`` call per prompt, same model, same dtype;
 * ``pipeline-batched-bf16``: one ``pipeline(prompts, batch_size=...)`` call;
 * ``<server>@<c>``: the generate stage's endpoint path (``EndpointGenerator``) with ``c`` requests in flight,
@@ -51,6 +53,7 @@ import torch
 from hf_crossaug.backends.endpoint import EndpointGenerator
 from hf_crossaug.config.generate import GenerationConfig
 from hf_crossaug.config.tasks import NLI
+from hf_crossaug.models.resolve import native_dtype
 from hf_crossaug.stages.clean import clean, drop_counts
 from hf_crossaug.stages.generate import LocalGenerator, generate
 from hf_crossaug.stages.prompts import item_prompts, source_premises
@@ -97,8 +100,8 @@ def row(name, secs, n_kept, gen_tokens, prompt_tokens, params, peak_gflops, **ex
 
 # ----- in process -----
 
-def local_stage(prompts, args):
-    cfg = GenerationConfig(batch_size=args.batch_size, shard_size=len(prompts), dtype="bfloat16",
+def local_stage(prompts, args, dtype: str = "bfloat16"):
+    cfg = GenerationConfig(batch_size=args.batch_size, shard_size=len(prompts), dtype=dtype,
                            max_new_tokens=args.max_new_tokens, **SAMPLING)
     gen = LocalGenerator(cfg)
     with tempfile.TemporaryDirectory() as work:
@@ -286,6 +289,9 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=32, help="in-process batch size (stage and pipeline)")
     ap.add_argument("--in-flight", default="1,4,16,64", help="server concurrencies, comma-separated")
+    ap.add_argument("--in-flight-for", action="append", default=[], metavar="SERVER=C1,C2",
+                    help="other concurrencies for one server, e.g. llama=1,4 for a server that answers one "
+                    "request at a time (reported in the notes)")
     ap.add_argument("--vllm-url", help="vLLM OpenAI URL, e.g. http://127.0.0.1:8000/v1 (row skipped if absent)")
     ap.add_argument("--llama-url", help="llama.cpp server URL (skipped if absent)")
     ap.add_argument("--tserve-url", help="`transformers serve` URL (skipped if absent)")
@@ -299,6 +305,12 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/servers.json")
     args = ap.parse_args()
     in_flight = [int(c) for c in args.in_flight.split(",")]
+    in_flight_for = {}
+    for spec in args.in_flight_for:
+        name, _, levels = spec.partition("=")
+        if name not in SERVERS or not levels:
+            raise SystemExit(f"--in-flight-for {spec!r}: expected SERVER=C1,C2 with SERVER in {', '.join(SERVERS)}")
+        in_flight_for[name] = [int(c) for c in levels.split(",")]
 
     source = load_source(NLI)
     prompts = item_prompts(NLI, source, 0, ["a novel"], "fewshot", 4, 0,
@@ -324,6 +336,12 @@ def main() -> None:
         rows.append(row("pipeline-batched-bf16", secs, kept(prompts, texts), gtoks, ptoks, params, peak,
                         batch_size=args.batch_size))
     del gen
+    if native_dtype("auto") != "bfloat16":  # the package's default here: what a user's build runs
+        gen, texts, gtoks, secs = local_stage(prompts, args, "auto")
+        rows.append(row("local-auto-float32", secs, kept(prompts, texts), gtoks, ptoks, params, peak,
+                        batch_size=args.batch_size))
+        del gen
+    save(result, args.out)
 
     to_start = [n for n in (args.start_servers or "").split(",") if n]
     unknown = sorted(set(to_start) - set(SERVERS))
@@ -331,32 +349,45 @@ def main() -> None:
         raise SystemExit(f"--start-servers: unknown server {unknown[0]!r} (known: {', '.join(SERVERS)})")
     log_dir = pathlib.Path(tempfile.mkdtemp(prefix="bench-servers-"))
     for name in SERVERS:
+        levels = in_flight_for.get(name, in_flight)
+        if levels != in_flight:
+            result["notes"].append(f"{name}: measured at {', '.join(map(str, levels))} in flight only (--in-flight-for)")
         if name in to_start:
             try:
                 with started(name, args.port, args.start_timeout, log_dir) as (url, ready_s):
                     result["notes"].append(f"{name}: started by the script, ready in {ready_s} s (not timed)")
-                    measure_server(name, url, in_flight, args, prompts, texts_in, seeds, params, peak, result)
+                    measure_server(name, url, levels, args, prompts, texts_in, seeds, params, peak, result)
             except (RuntimeError, TimeoutError) as exc:
                 result["notes"].append(f"{name}: skipped ({exc})")
+            save(result, args.out)
             continue
         url = getattr(args, f"{name}_url")
         if not url:
             result["notes"].append(f"{name}: skipped (no --{name}-url or --start-servers)")
             continue
-        measure_server(name, url, in_flight, args, prompts, texts_in, seeds, params, peak, result)
+        measure_server(name, url, levels, args, prompts, texts_in, seeds, params, peak, result)
+        save(result, args.out)
 
+    print(save(result, args.out, final=True))
+
+
+def save(result: dict, out: str, final: bool = False) -> str:
+    """Ratios and the 90% check over the rows so far, written to ``out`` (.json and .md): called after each
+    server too, so a long run interrupted later keeps what it measured."""
+    rows = result["rows"]
     base = rows[0]["kept_per_s"]
     for r in rows:
         r["vs_local"] = round(r["kept_per_s"] / base, 3) if base else None
     low = [r["name"] for r in rows if r.get("endpoint_vs_bare") is not None and r["endpoint_vs_bare"] < 0.9]
     result["endpoint_vs_bare_ok"] = not low
-    if low:
-        result["notes"].append(f"endpoint path below 90% of the bare loop: {', '.join(low)}")
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    out.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    report = {**result, "complete": final,
+              "notes": result["notes"] + ([f"endpoint path below 90% of the bare loop: {', '.join(low)}"] if low else [])}
+    path = pathlib.Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    text = markdown(report)
+    path.with_suffix(".md").write_text(text)
+    return text
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import hf_crossaug
 from hf_crossaug.build.export import build_dataset
 from hf_crossaug.stages.clean import CleanConfig
 from hf_crossaug.stages.generate import GenerationConfig
-from hf_crossaug.models.resolve import resolve_model
+from hf_crossaug.models.resolve import native_dtype, resolve_model
 from hf_crossaug.config.recipe import Recipe
 from hf_crossaug.stages.select import SelectionConfig
 from hf_crossaug.stages.teacher import TeacherConfig
@@ -102,7 +102,8 @@ def test_card_records_provenance(built, tiny_llm_dir, tiny_encoder_dir):
     # sampling, seeds
     g = recipe.generation
     assert (f"sampling: temperature={g.temperature}, top_p={g.top_p}, no_repeat_ngram_size=0, "
-            f"max_new_tokens={g.max_new_tokens}, batch_size={g.batch_size}, dtype=float32") in text
+            f"max_new_tokens={g.max_new_tokens}, batch_size={g.batch_size}, dtype={native_dtype(g.dtype)}") in text
+    assert g.dtype == "auto" and native_dtype(g.dtype) in ("float32", "bfloat16")  # the card names what ran
     assert "generation 3, teacher 5, selection 11." in text
     # teacher model + dev accuracy
     teacher = stats["teacher"]

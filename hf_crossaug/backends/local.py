@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..config.generate import GenerationConfig, adapter_sha256
-from ..models.resolve import GENERATOR_DEFAULT, ModelRef, resolve_model
+from ..models.resolve import GENERATOR_DEFAULT, ModelRef, native_dtype, resolve_model
 
 
 class ContinuationNoRepeatNGram:
@@ -46,9 +46,9 @@ class LocalGenerator:
 
         self.config = config
         self.ref: ModelRef = resolve_model(config.model, GENERATOR_DEFAULT, config.revision)
-        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(config.dtype)
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(native_dtype(config.dtype))
         if dtype is None:
-            raise ValueError(f"generation dtype must be float32 or bfloat16, got {config.dtype!r}")
+            raise ValueError(f"generation dtype must be auto, float32 or bfloat16, got {config.dtype!r}")
         self.tokenizer = AutoTokenizer.from_pretrained(self.ref.path, revision=self.ref_revision())
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:

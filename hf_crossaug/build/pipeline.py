@@ -28,7 +28,7 @@ from ..config.generate import GenerationConfig
 from ..stages.generate import generate, generator_provenance, make_generator
 from ..utils.fingerprint import fingerprint
 from ..utils.logging import log_or_logger
-from ..models.resolve import ENCODER_DEFAULT, GENERATOR_DEFAULT, check_model
+from ..models.resolve import ENCODER_DEFAULT, GENERATOR_DEFAULT, check_model, native_dtype
 from ..stages.prompts import item_prompts, multiple_choice_prompts, premise_prompts, source_premises
 from ..config.recipe import TRANSLATING, Recipe
 from ..config.tasks import MultipleChoiceSpec
@@ -62,7 +62,7 @@ def code_fingerprint() -> str:
 
 def recipe_fingerprint(recipe: Recipe) -> str:
     """The cache key of ``raw``: the recipe minus what only acts on top of ``raw``, plus the code."""
-    data = recipe.to_dict()
+    data = concrete_dtypes(recipe.to_dict())
     data.pop("selection")  # selection runs on top of raw; it does not change raw
     data.pop("stt")  # the LLM is fine-tuned on raw; it does not change raw
     gen = data["generation"]
@@ -76,10 +76,19 @@ def recipe_fingerprint(recipe: Recipe) -> str:
     return fingerprint(data, __version__, code_fingerprint())
 
 
+def concrete_dtypes(data: dict) -> dict:
+    """A recipe dict with ``dtype: auto`` replaced by the dtype this machine runs, so the cache key and the
+    card name what was computed (and a bf16 machine keeps the keys of recipes that said ``bfloat16``)."""
+    for section in ("generation", "translate"):
+        if section in data and "dtype" in data[section]:
+            data[section]["dtype"] = native_dtype(data[section]["dtype"])
+    return data
+
+
 def public_recipe(recipe: Recipe) -> dict:
     """The recipe as the card and ``crossaug_build.json`` record it: server URLs without credentials or
     query strings (API keys are never in a recipe, only the name of the variable that holds one)."""
-    data = recipe.to_dict()
+    data = concrete_dtypes(recipe.to_dict())
     for section in (data["generation"], data["translate"]):
         if section.get("base_url"):
             urls = section["base_url"]

@@ -10,7 +10,7 @@ from .base import Problem, at_least, one_of
 
 BACKENDS = ("local", "endpoint", "ray")  # in process, an OpenAI-compatible server, or servers driven by Ray Data
 PROMPT_STYLES = ("fewshot", "instruct")
-DTYPES = ("float32", "bfloat16")
+DTYPES = ("auto", "float32", "bfloat16")  # auto: bfloat16 where computed natively, else float32
 
 
 @dataclass
@@ -37,7 +37,7 @@ class GenerationConfig:
     batch_size: int = 16
     shard_size: int = 64
     seed: int = 42
-    dtype: str = "float32"  # or "bfloat16" (fast on CPUs with AMX)
+    dtype: str = "auto"  # local: bfloat16 where the CPU/GPU computes it natively, else float32; or either name
     stop_at_newline: bool = True  # only the first line is kept, so stop once every row has one
     # a peft LoRA adapter folder merged into the model (DAFTT's fine-tuned generator); None = the base model
     adapter: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .base import Problem, at_least, one_of
+from .generate import DTYPES
 
 BACKENDS = ("seq2seq", "ctranslate2", "llm")
 
@@ -25,13 +26,13 @@ class TranslateConfig:
     seed: int = 42
     n_shots: int = 4  # llm only: built-in example pairs in the prompt
     no_repeat_ngram_size: int = 0  # llm only, on the continuation: greedy base LMs loop ("kazi kazi kazi ...")
-    dtype: str = "float32"  # llm only
+    dtype: str = "auto"  # llm only; as generation.dtype
     # llm only: translate through an OpenAI-compatible server serving ``model`` (as generation.backend: endpoint)
     base_url: str | list[str] | None = None
     api_key_env: str | None = None  # NAME of the environment variable holding the server's key
 
     def problems(self) -> list[Problem]:
-        return [one_of(self, "backend", BACKENDS), one_of(self, "dtype", ("float32", "bfloat16")),
+        return [one_of(self, "backend", BACKENDS), one_of(self, "dtype", DTYPES),
                 *at_least(self, 1, "batch_size", "max_new_tokens", "num_beams", "shard_size"),
                 *at_least(self, 0, "n_shots", "no_repeat_ngram_size"),
                 (not self.base_url or (self.backend == "llm" and bool(self.model)), "base_url",

@@ -9,6 +9,7 @@ revision, prompts, sampling parameters, seed), never by hashing model weights.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from datasets import Dataset
 
 from ..backends.local import LocalGenerator
 from ..config.generate import GenerationConfig
-from ..models.resolve import GENERATOR_DEFAULT, resolve_model
+from ..models.resolve import GENERATOR_DEFAULT, native_dtype, resolve_model
 from ..utils.fingerprint import content_fingerprint, fingerprint, shard_seed
 from ..utils.sharding import run_sharded
 
@@ -62,6 +63,8 @@ def generate(
     Shards of ``config.shard_size`` prompts are written to ``work_dir/<fingerprint>/`` as they
     finish; existing shards are reused, so a rerun after a crash continues where it stopped.
     """
+    if config.backend == "local":  # the shard fingerprint names the dtype that actually ran
+        config = dataclasses.replace(config, dtype=native_dtype(config.dtype))
     if generator is None and config.backend != "local":
         generator = make_generator(config, work_dir)  # cheap: the server says which model it serves
     provenance = (generator_provenance(generator) if generator else
