@@ -4,8 +4,8 @@ Same prompts (few-shot NLI hypotheses built by the prompt stage from the seed se
 embedded SmolLM2-135M-Instruct; llama.cpp serves its Q4_1 GGUF), same sampling (temperature 0.8, top_p
 0.9, stop at newline, per-row seeds), one run each. Rows:
 
-* ``local-bf16``: the generate stage in process (``backend: local``, bf16, batch_size ``--batch-size``) — the
-  reference every ratio is against;
+* ``local-bf16`` (``--dtype``, or ``local-fp32``): the generate stage in process (``backend: local``, batch_size
+  ``--batch-size``) — the reference every ratio is against;
 * ``local-auto-float32``: the same stage with the package's default ``dtype: auto``, on machines where that
   is float32 (CPUs without native bf16, where emulated bf16 is slow);
 * ``naive-loop-bf16``: one ``pipeline("text-generation")`` call per prompt, same model, same dtype;
@@ -112,7 +112,7 @@ def local_stage(prompts, args, dtype: str = "bfloat16"):
 
 
 def pipeline_run(prompts, gen: LocalGenerator, args, batch_size: int | None):
-    """``pipeline("text-generation")`` on the same bf16 model: per prompt (batch_size None) or batched."""
+    """``pipeline("text-generation")`` on the same model, same dtype: per prompt (batch_size None) or batched."""
     from transformers import pipeline
 
     pipe = pipeline("text-generation", model=gen.model, tokenizer=gen.tokenizer, device="cpu")
@@ -193,9 +193,9 @@ class _Bodies:
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-def launch_command(name: str, port: int) -> list[str]:
+def launch_command(name: str, port: int, dtype: str = "bfloat16") -> list[str]:
     """How ``--start-servers`` starts each server: the documented scripts, and ``transformers serve`` from this
-    environment, all on the embedded SmolLM2 (vLLM and transformers in bf16, llama.cpp on its Q4_1 GGUF)."""
+    environment, all on the embedded SmolLM2 (vLLM and transformers in ``dtype``, llama.cpp on its Q4_1 GGUF)."""
     if name == "vllm":
         return ["bash", str(HERE / "servers" / "start_vllm_cpu.sh"), "", str(port)]
     if name == "llama":
@@ -204,18 +204,18 @@ def launch_command(name: str, port: int) -> list[str]:
 
     exe = shutil.which("transformers", path=str(pathlib.Path(sys.executable).parent)) or "transformers"
     return [exe, "serve", resolve_model(None, GENERATOR_DEFAULT).path, "--host", "127.0.0.1", "--port", str(port),
-            "--device", "cpu", "--dtype", "bfloat16", "--log-level", "warning"]
+            "--device", "cpu", "--dtype", dtype, "--log-level", "warning"]
 
 
 @contextlib.contextmanager
-def started(name: str, port: int, timeout: float, log_dir: pathlib.Path):
+def started(name: str, port: int, timeout: float, log_dir: pathlib.Path, dtype: str = "bfloat16"):
     """Start one server, wait (bounded) until ``/v1/models`` answers, yield its URL, stop it (process group)."""
     import urllib.request
 
-    env = {**os.environ, "PROJECT_PY": sys.executable, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PROJECT_PY": sys.executable, "HF_HUB_OFFLINE": "1", "DTYPE": dtype}  # DTYPE: vLLM's
     log = log_dir / f"{name}.log"
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(launch_command(name, port), stdout=fh, stderr=subprocess.STDOUT, env=env,
+        proc = subprocess.Popen(launch_command(name, port, dtype), stdout=fh, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
     url, t = f"http://127.0.0.1:{port}/v1", time.monotonic()
     try:
@@ -271,8 +271,8 @@ def measure_server(name, url, in_flight, args, prompts, texts_in, seeds, params,
 def markdown(result: dict) -> str:
     lines = [f"# Generation through servers vs in process ({result['prompts']} prompts, {result['machine']})", "",
              f"Peak for MFU: {result['peak_gflops']} GFLOP/s ({result['peak_source']}). One run each; "
-             "ratios are kept/s over `local-bf16` (the in-process generate stage).", "",
-             "| row | in flight | kept/s | vs local-bf16 | gen tok/s | MFU gen | MFU prompt | endpoint/bare |",
+             f"ratios are kept/s over `{result['rows'][0]['name']}` (the in-process generate stage).", "",
+             f"| row | in flight | kept/s | vs {result['rows'][0]['name']} | gen tok/s | MFU gen | MFU prompt | endpoint/bare |",
              "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['name']} | {r.get('in_flight', '')} | {r['kept_per_s']} | {r['vs_local']} | "
@@ -301,6 +301,9 @@ def main() -> None:
     ap.add_argument("--start-servers", help="comma-separated servers (vllm,llama,tserve) the script starts one at "
                     "a time, each stopped before the next (start-up not timed)")
     ap.add_argument("--port", type=int, default=8765, help="port for --start-servers")
+    ap.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"),
+                    help="the in-process reference row's dtype and, with --start-servers, vLLM's and transformers "
+                    "serve's (llama.cpp serves its Q4_1 GGUF); float32 on CPUs that emulate bf16")
     ap.add_argument("--start-timeout", type=float, default=900.0, help="seconds a started server may take to be ready")
     ap.add_argument("--out", default="benchmarks/results/servers.json")
     args = ap.parse_args()
@@ -327,19 +330,20 @@ def main() -> None:
               "rows": [], "notes": []}
     rows = result["rows"]
 
-    gen, texts, gtoks, secs = local_stage(prompts, args)
+    gen, texts, gtoks, secs = local_stage(prompts, args, args.dtype)
     params = matmul_params(gen.model)
     ptoks = sum(len(gen.tokenizer(p)["input_ids"]) for p in texts_in)
-    rows.append(row("local-bf16", secs, kept(prompts, texts), gtoks, ptoks, params, peak,
+    short = {"bfloat16": "bf16", "float32": "fp32"}[args.dtype]
+    rows.append(row(f"local-{short}", secs, kept(prompts, texts), gtoks, ptoks, params, peak,
                     batch_size=args.batch_size))
     if not args.skip_baselines:
         texts, gtoks, secs = pipeline_run(prompts, gen, args, None)
-        rows.append(row("naive-loop-bf16", secs, kept(prompts, texts), gtoks, ptoks, params, peak))
+        rows.append(row(f"naive-loop-{short}", secs, kept(prompts, texts), gtoks, ptoks, params, peak))
         texts, gtoks, secs = pipeline_run(prompts, gen, args, args.batch_size)
-        rows.append(row("pipeline-batched-bf16", secs, kept(prompts, texts), gtoks, ptoks, params, peak,
+        rows.append(row(f"pipeline-batched-{short}", secs, kept(prompts, texts), gtoks, ptoks, params, peak,
                         batch_size=args.batch_size))
     del gen
-    if native_dtype("auto") != "bfloat16":  # the package's default here: what a user's build runs
+    if native_dtype("auto") != args.dtype:  # the package's default here: what a user's build runs
         gen, texts, gtoks, secs = local_stage(prompts, args, "auto")
         rows.append(row("local-auto-float32", secs, kept(prompts, texts), gtoks, ptoks, params, peak,
                         batch_size=args.batch_size))
@@ -357,7 +361,7 @@ def main() -> None:
             result["notes"].append(f"{name}: measured at {', '.join(map(str, levels))} in flight only (--in-flight-for)")
         if name in to_start:
             try:
-                with started(name, args.port, args.start_timeout, log_dir) as (url, ready_s):
+                with started(name, args.port, args.start_timeout, log_dir, args.dtype) as (url, ready_s):
                     result["notes"].append(f"{name}: started by the script, ready in {ready_s} s (not timed)")
                     measure_server(name, url, levels, args, prompts, texts_in, seeds, params, peak, result)
             except (RuntimeError, TimeoutError) as exc:
