@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import hf_crossaug
 from hf_crossaug.build.export import build_dataset
+from hf_crossaug.build.pipeline import concrete_dtypes
 from hf_crossaug.stages.clean import CleanConfig
 from hf_crossaug.stages.generate import GenerationConfig
 from hf_crossaug.models.resolve import native_dtype, resolve_model
@@ -130,7 +131,8 @@ def test_card_records_provenance(built, tiny_llm_dir, tiny_encoder_dir):
     assert f'pip install "hf_crossaug=={hf_crossaug.__version__}"' in text
     recipe_yaml = re.search(r"```yaml\n(.*?)\n```", text, re.S).group(1)
     # model paths outside the working folder are recorded by name (the card is read on other machines)
-    assert Recipe.from_dict(yaml.safe_load(recipe_yaml)) == Recipe.from_dict(portable(recipe.to_dict()))
+    # the recipe as it ran: portable paths, and ``dtype: auto`` as the dtype it resolved to here
+    assert Recipe.from_dict(yaml.safe_load(recipe_yaml)) == Recipe.from_dict(concrete_dtypes(portable(recipe.to_dict())))
 
 
 def test_rebuild_reuses_the_cache(built):
@@ -156,7 +158,7 @@ def test_rebuild_reuses_the_cache(built):
     card = (tmp / "out-k1" / "README.md").read_text()
     assert "k = 1 per class" in card
     assert Recipe.from_dict(yaml.safe_load(re.search(r"```yaml\n(.*?)\n```", card, re.S).group(1))) == \
-        Recipe.from_dict(portable(k1.to_dict()))
+        Recipe.from_dict(concrete_dtypes(portable(k1.to_dict())))
 
 
 @pytest.mark.parametrize("task, stage", [("sentiment", "generation"), ("nli", "premise")])
