@@ -61,7 +61,9 @@ def test_daftt_build_embedded(tmp_path, tiny_encoder_dir):
     adapter = stats["daftt"]["adapter"]
     assert stats["daftt"]["mode"] == "generate" and stats["daftt"]["labelled_rows"] == 6
     assert adapter["base_model"]["name"] == "embedded:smollm2-135m-instruct" and adapter["training_rows"] == 6
-    assert file_sha256(Path(adapter["path"]) / "adapter_model.safetensors") == adapter["sha256"]
+    # crossaug_build.json is uploaded with the dataset: the path is relative to the folder the build ran in
+    assert not Path(adapter["path"]).is_absolute()
+    assert file_sha256(tmp_path / adapter["path"] / "adapter_model.safetensors") == adapter["sha256"]
     assert stats["counts"]["generations"]["prompts"] == 6  # 2 source premises x 3 labels
     raw = load_dataset(str(out), "raw", split="train", cache_dir=str(tmp_path / "hf"))
     assert len(raw) == stats["counts"]["generations"]["kept"] > 0
