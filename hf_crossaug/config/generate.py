@@ -37,7 +37,7 @@ class GenerationConfig:
     batch_size: int = 16
     shard_size: int = 64
     seed: int = 42
-    dtype: str = "auto"  # local: bfloat16 where the CPU/GPU computes it natively, else float32; or either name
+    dtype: str = "auto"  # local: bfloat16 where the CPU computes it natively, else float32; or either name
     stop_at_newline: bool = True  # only the first line is kept, so stop once every row has one
     # a peft LoRA adapter folder merged into the model (DAFTT's fine-tuned generator); None = the base model
     adapter: str | None = None

@@ -25,17 +25,17 @@ ENCODER_DEFAULT = "embedded:multilingual-e5-small"
 MULTILINGUAL_LM = "embedded:gemma-3-270m"  # base model: continues text in hi/ur/mr/sw, follows no instructions
 
 
-def native_dtype(name: str) -> str:
-    """``"auto"`` -> ``"bfloat16"`` where the hardware computes bf16 natively (a CUDA GPU that supports it,
-    a CPU with AVX512-BF16 or AMX), else ``"float32"``; other names pass through. Why: bf16 generation
-    with the embedded SmolLM2 ran 4.2x faster than fp32 on a CPU with AMX but 2.9x slower on an AVX2-only
-    CPU (emulated), so a fixed choice is wrong on one of them."""
+def native_dtype(name: str, device: str = "cpu") -> str:
+    """``"auto"`` -> ``"bfloat16"`` where ``device`` computes bf16 natively (a CPU with AVX512-BF16 or AMX,
+    a CUDA GPU that supports it), else ``"float32"``; other names pass through. Why: bf16 generation with the
+    embedded SmolLM2 ran 4.2x faster than fp32 on a CPU with AVX512-BF16 but 2.9x slower on an AVX2-only
+    CPU (emulated), so a fixed choice is wrong on one of them. In-process generation runs on the CPU."""
     if name != "auto":
         return name
     import torch
 
-    if torch.cuda.is_available():
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float32"
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private but stable; vLLM uses them
     native = any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
     return "bfloat16" if native else "float32"
