@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from hf_crossaug.build.export import build_dataset
+from hf_crossaug.config.select import RAW
 from hf_crossaug.config.recipe import Recipe, SourceConfig
 from hf_crossaug.config.student import StudentConfig
 from hf_crossaug.models.embed import SentenceEmbedder
@@ -114,6 +115,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--permutations", type=int, default=10_000)
     p.add_argument("--levers", nargs="*", default=[], choices=list(LEVERS),
                    help=f"generator levers to add as rows {LEVER_ROWS} (each rebuilds the generations)")
+    p.add_argument("--k-values", nargs="*", default=[], type=k_value,
+                   help=f"k curve: rows {K_ROWS} again at each k per class ('all': every kept generation); only the "
+                        "selection is rebuilt (generations and teacher come from the cache)")
+    p.add_argument("--volumes", nargs="*", default=[], type=float,
+                   help="volume curve: SRC+GEN and T-all (every generation, soft labels) on a seeded share of the kept "
+                        "generations, e.g. 0.25 0.5 1")
+    p.add_argument("--student-levers", nargs="*", default=[], type=student_lever,
+                   help=f"student levers FIELD=VALUE ({', '.join(STUDENT_LEVER_FIELDS)}): rows {STUDENT_LEVER_ROWS} "
+                        "with that student setting")
     p.add_argument("--rows", nargs="*", choices=ROWS, default=ROWS,
                    help="rows of the main table to run (SRC and SRC+GEN always run: the significance tests compare with them)")
     p.add_argument("--work", default="outputs/.reproduce-work", help="cache of builds (resumable)")
@@ -123,6 +133,37 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.student_epochs is None:
         args.student_epochs = (FROZEN_DEFAULTS if args.student == "frozen-features" else FINETUNE_DEFAULTS)["epochs"]
     return args
+
+
+K_ALL = 1_000_000  # "k = all": more than any class has, so every strategy keeps every row (select: fewer than k -> all)
+K_ROWS = ("SRC+GEN", "T-rand-k", "T-div-k")
+STUDENT_LEVER_FIELDS = ("temperature", "soft_weight")  # what the frozen head and the fine-tuned student both take
+STUDENT_LEVER_ROWS = ("T-rand-k", "T-div-k")
+VOLUME_ROWS = ("SRC+GEN", "T-all")  # T-all: every generation of the share with soft labels
+VOLUME_CONFIG = "volume-share"
+
+
+def k_value(text: str) -> int:
+    if text == "all":
+        return K_ALL
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"k must be a positive integer or 'all', got {text!r}")
+    return int(text)
+
+
+def k_name(k: int) -> str:
+    return "all" if k >= K_ALL else str(k)
+
+
+def student_lever(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    if name not in STUDENT_LEVER_FIELDS:
+        raise argparse.ArgumentTypeError(f"student lever must be one of {', '.join(STUDENT_LEVER_FIELDS)}=VALUE, "
+                                         f"got {text!r}")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"student lever {text!r}: {value!r} is not a number") from None
 
 
 def file_info(path: Path) -> dict:
@@ -141,11 +182,12 @@ DAFTT_ROWS = 200  # "a few hundred labelled source examples" (10% of the 2,000 s
 LEVER_ROWS = ("SRC+GEN", "T-top-k", "T-div-k")
 
 
-def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int | None = None) -> tuple[Path, dict]:
+def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int | None = None,
+          k: int | None = None) -> tuple[Path, dict]:
     """The synthetic dataset at the benchmark's scale (cached in ``args.work``), optionally with a lever;
-    ``seed`` (pipeline seeds) reseeds every stage of the build."""
+    ``seed`` (pipeline seeds) reseeds every stage of the build; ``k`` replaces the selection's k (k curve)."""
     recipe = Recipe.from_yaml(ROOT / "dataset_scripts" / f"{spec['recipe']}.yaml")
-    recipe = recipe.with_overrides(per_class=args.per_class, k=args.k)
+    recipe = recipe.with_overrides(per_class=args.per_class, k=k or args.k)
     # the shared copies are normalised (label names of the task): no label_column / label_map from the recipe
     recipe.source = SourceConfig(path=str(data / spec["source"]), limit=args.source_limit)
     recipe.dev = SourceConfig(path=str(data / spec["dev"]), limit=args.dev_limit)
@@ -167,7 +209,8 @@ def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int
                                    finetune=FinetuneConfig(epochs=1, learning_rate=1e-3, batch_size=8, max_length=96))
     if seed is not None:
         recipe = recipe.with_overrides(seed=seed)
-    name = f"{recipe.name}-bench" + (f"-{lever}" if lever else "") + (f"-seed{seed}" if seed is not None else "")
+    name = (f"{recipe.name}-bench" + (f"-{lever}" if lever else "") + (f"-seed{seed}" if seed is not None else "")
+            + (f"-k{k_name(k)}" if k else ""))
     summary = build_dataset(recipe.validate(), Path(args.work) / name, Path(args.work) / recipe.name, log=log)
     return Path(args.work) / name, summary
 
@@ -234,16 +277,19 @@ def seeds_vary(args) -> str:
             f"and selections are built once (seed {PIPELINE_SEED_BASE})")
 
 
-def finetune_correct(row: str, seed: int, args, task, gold, synthetic_: dict, dev, targets: dict) -> tuple[int, dict]:
+def finetune_correct(row: str, seed: int, args, task, gold, synthetic_: dict, dev, targets: dict,
+                     config: str | None = None, overrides: dict | None = None) -> tuple[int, dict]:
     """One fine-tuned student (`train_student`, the whole flow of ``crossaug train``): training rows and
-    per-language per-example correctness on the targets."""
+    per-language per-example correctness on the targets. ``config`` / ``overrides``: the synthetic config the
+    mode reads and `StudentConfig` fields (levers)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from hf_crossaug.students.classification import train_student
     from hf_crossaug.students.evaluate import predict as predict_model
 
-    cfg = StudentConfig(model=args.student_model, mode=row, task=task.name, epochs=args.student_epochs, seed=seed)
+    cfg = StudentConfig(model=args.student_model, mode=row, task=task.name, epochs=args.student_epochs, seed=seed,
+                        config=config, **(overrides or {}))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "student"
         res = train_student(cfg, synthetic_, gold, dev, out, log=lambda m: None)
@@ -265,16 +311,17 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
     t0 = time.perf_counter()
     builds: dict = {}  # (pipeline seed or None, lever) -> (folder, summary, synthetic configs, gold rows)
 
-    def built(seed: int, lever: str | None = None) -> tuple:
+    def built(seed: int, lever: str | None = None, k: int | None = None) -> tuple:
         pseed = PIPELINE_SEED_BASE + seed if args.pipeline_seeds else None
-        if (pseed, lever) not in builds:
+        if (pseed, lever, k) not in builds:
             t = time.perf_counter()
-            folder_, summary_ = build(spec, args, data, log, lever, pseed)
+            folder_, summary_ = build(spec, args, data, log, lever, pseed, **({"k": k} if k else {}))
             gen_seed = Recipe.from_dict(summary_["stats"]["recipe"]).generation.seed
             gold_ = load_source(task, str(data / spec["source"]), limit=args.source_limit, seed=gen_seed)
-            builds[pseed, lever] = (folder_, summary_, {n: load_synthetic(folder_, n) for n in summary_["rows"]}, gold_)
+            builds[pseed, lever, k] = (folder_, summary_, {n: load_synthetic(folder_, n) for n in summary_["rows"]},
+                                       gold_)
             timings["build_s"] += time.perf_counter() - t
-        return builds[pseed, lever]
+        return builds[pseed, lever, k]
 
     pseed0 = PIPELINE_SEED_BASE if args.pipeline_seeds else None
     t = time.perf_counter()
@@ -284,7 +331,7 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
     task = recipe.task_spec
     synthetic = {name: load_synthetic(folder, name) for name in summary["rows"]}
     gold = load_source(task, str(data / spec["source"]), limit=args.source_limit, seed=recipe.generation.seed)
-    builds[pseed0, None] = (folder, summary, synthetic, gold)
+    builds[pseed0, None, None] = (folder, summary, synthetic, gold)
     dev = load_source(task, str(data / spec["dev"]), limit=args.dev_limit)
     # MahaSent's dev-mr.jsonl has one row with empty text: dropped, as load_source did before on_invalid existed
     targets = {lang: load_source(task, str(data / f), limit=args.target_limit, on_invalid="drop")
@@ -301,28 +348,45 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
         cache.save()
     timings["target_features_s"] = time.perf_counter() - t
 
-    def student_correct(row: str, seed: int, synthetic_: dict, gold_) -> tuple[int, dict]:
+    def student_correct(row: str, seed: int, synthetic_: dict, gold_, config: str | None = None,
+                        overrides: dict | None = None) -> tuple[int, dict]:
         if args.student == "finetune":
-            return finetune_correct(row, seed, args, task, gold_, synthetic_, dev, targets)
-        rows = build_training_set(row, gold_, synthetic_, task, seed=seed)
-        head = train_head(cache.features(rows, task), rows, dev_x, dev, task, seed, epochs=args.student_epochs)
+            return finetune_correct(row, seed, args, task, gold_, synthetic_, dev, targets, config, overrides)
+        rows = build_training_set(row, gold_, synthetic_, task, seed=seed, config=config)
+        head = train_head(cache.features(rows, task), rows, dev_x, dev, task, seed, epochs=args.student_epochs,
+                          **(overrides or {}))
         return len(rows), {lang: predict(head, target_x[lang]) == np.asarray(ds["label"])
                            for lang, ds in targets.items()}
 
-    def run_rows(rows_: list[str], lever: str | None = None) -> None:
-        suffix = f" [{lever}]" if lever else ""
+    def run_rows(rows_: list[str], lever: str | None = None, k: int | None = None, volume: float | None = None,
+                 overrides: dict | None = None) -> list[str]:
+        """Train and score ``rows_`` x seeds; returns the table keys (``row [lever]``)."""
+        suffix = " ".join([*([lever] if lever else []), *([f"k={k_name(k)}"] if k else []),
+                           *([f"volume={volume:g}"] if volume is not None else []),
+                           *(f"{f}={v:g}" for f, v in (overrides or {}).items())])
+        suffix = f" [{suffix}]" if suffix else ""
+        keys = []
         for row in rows_:
             per_seed = []
             for seed in range(args.seeds):
-                _, _, synthetic_, gold_ = built(seed, lever)
-                n_rows, ok = student_correct(row, seed, synthetic_, gold_)
+                _, _, synthetic_, gold_ = built(seed, lever, k)
+                config = None
+                if volume is not None:  # a seeded share of every kept generation; T-all reads it as its config
+                    raw = synthetic_[RAW]
+                    n = max(1, round(volume * len(raw)))
+                    share = raw.select(np.sort(np.random.default_rng(seed).permutation(len(raw))[:n]))
+                    synthetic_, config = {**synthetic_, VOLUME_CONFIG: share}, VOLUME_CONFIG
+                mode = "T-rand-k" if row == "T-all" else row  # a T- mode reads its config whole: the share
+                n_rows, ok = student_correct(mode, seed, synthetic_, gold_, config, overrides)
                 accs = {}
                 for lang in targets:
                     correct.setdefault(row + suffix, {}).setdefault(lang, []).append(ok[lang])
                     accs[lang] = float(ok[lang].mean() * 100)
                 per_seed.append({"seed": seed, "train_rows": n_rows, **accs})
             results[row + suffix] = summarise(per_seed, list(targets))
+            keys.append(row + suffix)
             log(f"{task_name} {row + suffix:22s} " + "  ".join(f"{k} {v:.2f}" for k, v in results[row + suffix]["mean"].items()))
+        return keys
 
     results, correct = {}, {}
     t, build_before = time.perf_counter(), timings["build_s"]
@@ -330,11 +394,11 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
     if cache:
         cache.save()
     timings["students_s"] = time.perf_counter() - t - (timings["build_s"] - build_before)
-    levers = {}
+    levers, curves = {}, {"k": [], "k_rows": {}, "volume": []}
 
     def assemble() -> dict:
         return result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets, embedder, folder,
-                           {**timings, "total_s": time.perf_counter() - t0}, results, correct, levers, builds)
+                           {**timings, "total_s": time.perf_counter() - t0}, results, correct, levers, builds, curves)
 
     if checkpoint and args.levers:
         checkpoint(assemble())
@@ -350,11 +414,27 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
                          "timings": lsummary["stats"]["timings"], "seconds": round(time.perf_counter() - t, 1)}
         if checkpoint:
             checkpoint(assemble())
+    for k in args.k_values:
+        curves["k"].extend({"k": k_name(k), "row": row, "key": key}
+                           for row, key in zip(K_ROWS, run_rows(list(K_ROWS), k=k)))
+        curves["k_rows"][k_name(k)] = built(0, None, k)[1]["rows"]
+        if checkpoint:
+            checkpoint(assemble())
+    for volume in args.volumes:
+        n = max(1, round(volume * len(synthetic[RAW])))
+        curves["volume"].extend({"volume": volume, "generations": n, "row": row, "key": key}
+                                for row, key in zip(VOLUME_ROWS, run_rows(list(VOLUME_ROWS), volume=volume)))
+        if checkpoint:
+            checkpoint(assemble())
+    for name, value in args.student_levers:
+        run_rows(list(STUDENT_LEVER_ROWS), overrides={name: value})
+        if checkpoint:
+            checkpoint(assemble())
     return assemble()
 
 
 def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets, embedder, folder, timings,
-                results, correct, levers, builds=None) -> dict:
+                results, correct, levers, builds=None, curves=None) -> dict:
     """The JSON record of a run: the table with its significance tests, data, models, scale, timings."""
     pooled = {row: np.concatenate([np.mean(correct[row][lang], axis=0) for lang in targets]) for row in results}
     for row in results:
@@ -380,13 +460,14 @@ def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets
                     **{k: round(v, 1) for k, v in timings.items()}},
         "rows": results,
         "levers": levers,
+        "curves": curves or {},
     }
     if args.pipeline_seeds and builds:
         out["pipeline_builds"] = {
-            f"seed {pseed}" + (f" [{lever}]" if lever else ""): {
+            f"seed {pseed}" + (f" [{lever}]" if lever else "") + (f" [k={k_name(k)}]" if k else ""): {
                 "folder": str(b[0]), "rows": b[1]["rows"],
                 "teacher_dev_accuracy": (b[1]["stats"].get("teacher") or {}).get("dev_accuracy")}
-            for (pseed, lever), b in builds.items()}
+            for (pseed, lever, k), b in builds.items()}
     return out
 
 
@@ -439,6 +520,47 @@ def plot(res: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_curves(res: dict, path: Path) -> bool:
+    """Average target accuracy vs k per class and vs the number of generations used (the k and volume curves),
+    SRC as a line; False when the run had neither curve."""
+    curves = res.get("curves") or {}
+    panels = [(name, xs) for name, xs in (("k", curves.get("k")), ("volume", curves.get("volume"))) if xs]
+    if not panels:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, main_k = res["rows"], res["scale"]["k"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (name, points) in zip(axes[0], panels):
+        if name == "k":  # the main table's rows are the curve's point at the main k
+            points = [*points, *({"k": str(main_k), "row": r, "key": r} for r in K_ROWS if r in rows)]
+            order = {k: i for i, k in enumerate(sorted({p["k"] for p in points},
+                                                       key=lambda k: K_ALL if k == "all" else int(k)))}
+            x_of, label = (lambda p: order[p["k"]]), "k per class"
+            ax.set_xticks(list(order.values()), list(order))
+        else:
+            x_of, label = (lambda p: p["generations"]), "generations used (share of the kept ones)"
+        for row in dict.fromkeys(p["row"] for p in points):
+            pts = sorted((x_of(p), rows[p["key"]]["mean"]["avg"], rows[p["key"]]["std"]["avg"])
+                         for p in points if p["row"] == row)
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                        label=row)
+        if "SRC" in rows:
+            ax.axhline(rows["SRC"]["mean"]["avg"], color="grey", linestyle="--", label="SRC")
+        ax.set_xlabel(label)
+        ax.set_ylabel("average target accuracy (%)")
+        ax.legend()
+    student = (res.get("student") or {}).get("backend", "frozen-features")
+    fig.suptitle(f"{res['task']}: {student} student, mean ± std over {res['scale']['seeds']} seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     tasks = list(TASKS) if args.task == "all" else [args.task]
@@ -468,6 +590,7 @@ def write(res: dict, stem: Path) -> None:
     stem.with_suffix(".json").write_text(json.dumps(res, indent=2))
     stem.with_suffix(".md").write_text(markdown(res))
     plot(res, stem.with_suffix(".png"))
+    plot_curves(res, stem.with_name(stem.name + "-curves.png"))
 
 
 if __name__ == "__main__":

@@ -124,13 +124,15 @@ def tiny_bench(tmp_path_factory, tiny_llm_dir, tiny_encoder_dir):
     data = write_shared_data(tmp / "data", spec)
     calls = []
 
-    def tiny_build(spec_, args, data_, log, lever=None, seed=None):
+    def tiny_build(spec_, args, data_, log, lever=None, seed=None, k=None):
         calls.append(seed)
         recipe = tiny_recipe("sentiment", tiny_llm_dir, tiny_encoder_dir)
         recipe.source = SourceConfig(path=str(data_ / spec_["source"]), limit=args.source_limit)
         if seed is not None:
             recipe = recipe.with_overrides(seed=seed)
-        name = "tiny-bench" + (f"-seed{seed}" if seed is not None else "")
+        if k is not None:
+            recipe = recipe.with_overrides(k=k)
+        name = "tiny-bench" + (f"-seed{seed}" if seed is not None else "") + (f"-k{k}" if k else "")
         summary = build_dataset(recipe, Path(args.work) / name, Path(args.work) / "work", log=lambda m: None)
         return Path(args.work) / name, summary
 
@@ -169,3 +171,31 @@ def test_tiny_run_with_pipeline_seeds_rebuilds_per_seed(tiny_bench):
     assert res["scale"]["pipeline_seeds"] is True and "the whole pipeline" in res["seeds_vary"]
     assert list(res["rows"]) == ["SRC", "SRC+GEN"] and [s["seed"] for s in res["rows"]["SRC+GEN"]["seeds"]] == [0, 1]
     assert "the whole pipeline" in (tmp / "results" / "reproduce-sentiment-pipeline-seeds-x.md").read_text()
+
+
+def test_tiny_run_with_k_volume_and_student_lever_rows(tiny_bench):
+    common, calls, tmp = tiny_bench
+    reproduce.main([*common, "--seeds", "1", "--tag=-curves", "--k-values", "1", "all", "--volumes", "0.5",
+                    "--student-levers", "soft_weight=0"])
+    stem = tmp / "results" / "reproduce-sentiment-curves"
+    res = json.loads(stem.with_suffix(".json").read_text())
+    rows = res["rows"]
+    gold, raw = rows["SRC"]["seeds"][0]["train_rows"], res["synthetic"]["rows"]["raw"]
+    assert {"SRC+GEN [k=1]", "T-rand-k [k=1]", "T-div-k [k=all]", "SRC+GEN [volume=0.5]", "T-all [volume=0.5]",
+            "T-rand-k [soft_weight=0]", "T-div-k [soft_weight=0]"} <= set(rows)
+    assert rows["T-rand-k [k=all]"]["seeds"][0]["train_rows"] == gold + raw  # k = all keeps every generation
+    assert rows["T-rand-k [k=1]"]["seeds"][0]["train_rows"] == gold + res["curves"]["k_rows"]["1"]["rand-k"] <= gold + 3
+    assert rows["T-all [volume=0.5]"]["seeds"][0]["train_rows"] == gold + round(raw / 2)
+    assert rows["SRC+GEN [volume=0.5]"]["seeds"][0]["train_rows"] == gold + round(raw / 2)
+    assert [p["k"] for p in res["curves"]["k"]] == ["1"] * 3 + ["all"] * 3
+    assert stem.with_name(stem.name + "-curves.png").stat().st_size > 0
+    assert "| T-all [volume=0.5] |" in stem.with_suffix(".md").read_text()
+
+
+def test_bad_curve_and_lever_values_are_one_line_errors(capsys):
+    for argv, message in ((["--k-values", "0"], "k must be a positive integer or 'all', got '0'"),
+                          (["--student-levers", "epochs=3"], "student lever must be one of temperature, soft_weight"),
+                          (["--student-levers", "temperature=hot"], "'hot' is not a number")):
+        with pytest.raises(SystemExit):
+            reproduce.parse_args(argv)
+        assert message in capsys.readouterr().err

@@ -190,11 +190,17 @@ def test_cli_train_and_evaluate(tmp_path, synth_dir, eval_files, tiny_encoder_di
     out = tmp_path / "m"
     r = runner.invoke(app, ["train", str(synth_dir), "--mode", "SRC+GEN", "--model", str(tiny_encoder_dir),
                             "--dev", eval_files["sw"], "--select-by", "target-dev", "--output", str(out),
-                            "--epochs", "1", "--batch-size", "8", "--max-length", "48", "--limit", "12"])
+                            "--epochs", "1", "--batch-size", "8", "--max-length", "48", "--limit", "12",
+                            "--soft-weight", "0.5"])
     assert r.exit_code == 0, r.output
     saved = json.loads((out / "crossaug_student.json").read_text())
     assert saved["selection"]["select_by"] == "target-dev" and saved["counts"]["generated"] == 6
-    assert "not zero-shot" in (out / "README.md").read_text()
+    assert saved["config"]["soft_weight"] == 0.5
+    card_text = (out / "README.md").read_text()
+    assert "not zero-shot" in card_text and "weight 0.5 against the gold rows" in card_text
+    r = runner.invoke(app, ["train", str(synth_dir), "--soft-weight", "-1", "--output", str(tmp_path / "w")])
+    assert r.exit_code == 2 and "field 'soft_weight' must be >= 0, got -1.0" in r.output
+    assert not (tmp_path / "w").exists()
 
     js = tmp_path / "eval.json"
     r = runner.invoke(app, ["evaluate", str(out), "--target", f"sw={eval_files['sw']}", "--target",

@@ -37,6 +37,9 @@ class StudentConfig:
     batch_size: int = option(16, "training batch size (default: 16 finetune, 64 frozen-features)")
     max_length: int = option(128, "max tokens per example (finetune; frozen-features: the encoder's limit)")
     temperature: float = option(1.5, "distillation temperature")
+    # the gold / synthetic mixing lever: the loss is (CE on gold rows + soft_weight * KL on generated rows) / rows
+    soft_weight: float = option(1.0, "weight of the KL term on generated rows against CE on gold rows "
+                                "(1 = the paper's plain sum)")
     kd_formulation: str = option("standard", "standard (Hinton, T^2) or reference (the paper's code)")
     seed: int = option(42, "seed for sampling and training")
     select_by: str = option("english-dev", "english-dev, or target-dev when --dev is target-language")
@@ -51,5 +54,6 @@ class StudentConfig:
                 one_of(self, "backend", STUDENT_BACKENDS),
                 (self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}"),
                 (self.learning_rate > 0, "learning_rate", "must be > 0"),
+                (self.soft_weight >= 0, "soft_weight", f"must be >= 0, got {self.soft_weight}"),
                 (0 < self.dev_fraction < 1, "dev_fraction", "must be in (0, 1)"),
                 *at_least(self, 1, "epochs", "batch_size", "max_length", "limit", "dev_limit")]

@@ -98,7 +98,7 @@ def model_card(results: dict):
         selection_text += " Selecting on target-language data is not zero-shot: compare with care."
     hyper = {"epochs": cfg["epochs"], "learning_rate": cfg["learning_rate"], "batch_size": cfg["batch_size"],
              "max_length": cfg["max_length"], "temperature": cfg["temperature"],
-             "kd_formulation": cfg["kd_formulation"], "seed": cfg["seed"],
+             "soft_weight": cfg.get("soft_weight", 1.0), "kd_formulation": cfg["kd_formulation"], "seed": cfg["seed"],
              "freeze_embeddings": cfg["freeze_embeddings"], "training time (s)": results["timings"]["train_s"]}
     head = results.get("head") or {}
     if frozen:  # max_length / freeze_embeddings do not apply: the encoder is frozen, it truncates at its own limit

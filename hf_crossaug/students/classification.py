@@ -32,11 +32,11 @@ from ..models.resolve import ENCODER_DEFAULT, resolve_model
 from ..models.training import one_line_load_errors
 from .card import save_results
 from .frozen import BACKEND, HEAD_FILE, fit_frozen
-from .common import (build_info, dataset_hub_id, fit_best_epoch, gold_and_dev, infer_task, results_dict, student_args,
-                     synthetic)
+from .common import (build_info, dataset_hub_id, distillation_config, fit_best_epoch, gold_and_dev, infer_task,
+                     results_dict, synthetic)
 from .multiple_choice import train_mc_student
 from .modes import DEFAULT_SIZE_CONFIG, build_training_set, parse_mode, row_counts, synthetic_config
-from .trainer import DistillationConfig, DistillationTrainer, prepare_distillation_dataset
+from .trainer import DistillationTrainer, prepare_distillation_dataset
 
 
 def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, output_dir: str | Path = "student",
@@ -107,8 +107,7 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
             use_safetensors=True)
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    args = DistillationConfig(**student_args(config, out), distill_temperature=config.temperature,
-                              kd_formulation=config.kd_formulation)
+    args = distillation_config(config, out)
     labels = list(range(task.num_labels))
     trainer = DistillationTrainer(
         model=model, args=args, processing_class=tokenizer,

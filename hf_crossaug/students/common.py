@@ -20,6 +20,7 @@ from ..stages.source import load_source, normalise
 from ..utils.files import BUILD_FILE
 from ..version import __version__
 from .modes import load_synthetic
+from .trainer import DistillationConfig
 
 # Hub ids of the models the embedded aliases are converted from (for the card's base_model field).
 EMBEDDED_ORIGINS = {ENCODER_DEFAULT: "intfloat/multilingual-e5-small"}
@@ -72,6 +73,12 @@ def student_args(config: StudentConfig, out: Path, **overrides) -> dict:
     (``overrides`` replace single fields, e.g. the frozen-feature head's eval batch size)."""
     return epoch_selection_args(str(out / "checkpoints"), config.epochs, config.learning_rate, config.batch_size,
                                 config.seed, **overrides)
+
+
+def distillation_config(config: StudentConfig, out: Path, **overrides) -> DistillationConfig:
+    """`student_args` plus the student's distillation knobs (temperature, formulation, soft-row weight)."""
+    return DistillationConfig(**student_args(config, out, **overrides), distill_temperature=config.temperature,
+                              kd_formulation=config.kd_formulation, soft_weight=config.soft_weight)
 
 
 def fit_best_epoch(trainer, out: Path) -> tuple[dict, str | None, list[dict], float]:

@@ -131,13 +131,14 @@ def head_trainer(model: FeatureHead, args: DistillationConfig, train_x: np.ndarr
 
 def train_head(train_x: np.ndarray, train_rows: Dataset, dev_x: np.ndarray, dev: Dataset, task: TaskSpec,
                seed: int, epochs: int = FROZEN_DEFAULTS["epochs"], lr: float = FROZEN_DEFAULTS["learning_rate"],
-               batch_size: int = FROZEN_DEFAULTS["batch_size"], temperature: float = 1.5) -> FeatureHead:
+               batch_size: int = FROZEN_DEFAULTS["batch_size"], temperature: float = 1.5,
+               soft_weight: float = 1.0) -> FeatureHead:
     """Train one student head with `DistillationTrainer`; the best epoch on ``dev`` is kept (nothing saved)."""
     torch.manual_seed(seed)
     model = FeatureHead(train_x.shape[1], task.num_labels)
     with tempfile.TemporaryDirectory() as tmp:
         args = DistillationConfig(**epoch_selection_args(tmp, epochs, lr, batch_size, seed, **FROZEN_TRAINER_OVERRIDES),
-                                  distill_temperature=temperature)
+                                  distill_temperature=temperature, soft_weight=soft_weight)
         head_trainer(model, args, train_x, train_rows, dev_x, dev, task).train()
     return model.eval()
 
@@ -154,7 +155,7 @@ def fit_frozen(config: StudentConfig, task: TaskSpec, train_rows: Dataset, dev: 
     Returns (`fit_best_epoch`'s tuple, the encoder's `ModelRef`, seconds spent encoding)."""
     import time
 
-    from .common import fit_best_epoch, student_args
+    from .common import distillation_config, fit_best_epoch
 
     embedder = SentenceEmbedder(config.model, config.revision)
     cache = FeatureCache(embedder)
@@ -165,8 +166,7 @@ def fit_frozen(config: StudentConfig, task: TaskSpec, train_rows: Dataset, dev: 
         f"head input {train_x.shape[1]} dims")
     torch.manual_seed(config.seed)
     model = FeatureHead(train_x.shape[1], task.num_labels)
-    args = DistillationConfig(**student_args(config, out, **FROZEN_TRAINER_OVERRIDES),
-                              distill_temperature=config.temperature, kd_formulation=config.kd_formulation)
+    args = distillation_config(config, out, **FROZEN_TRAINER_OVERRIDES)
     fit = fit_best_epoch(head_trainer(model, args, train_x, train_rows, dev_x, dev, task), out)
     (out / "training_args.bin").unlink(missing_ok=True)  # pickled; the settings are in crossaug_student.json
     head = {"backend": BACKEND, "task": task.name, "labels": list(task.labels), "text_columns": list(task.text_columns),
