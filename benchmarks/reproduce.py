@@ -386,20 +386,22 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
             results[row + suffix] = summarise(per_seed, list(targets))
             keys.append(row + suffix)
             log(f"{task_name} {row + suffix:22s} " + "  ".join(f"{k} {v:.2f}" for k, v in results[row + suffix]["mean"].items()))
+            if checkpoint and args.student == "finetune":  # minutes per row: a stopped run keeps its finished rows
+                checkpoint(assemble())
         return keys
 
     results, correct = {}, {}
-    t, build_before = time.perf_counter(), timings["build_s"]
-    run_rows([r for r in ROWS if r in {"SRC", "SRC+GEN", *args.rows}])
-    if cache:
-        cache.save()
-    timings["students_s"] = time.perf_counter() - t - (timings["build_s"] - build_before)
     levers, curves = {}, {"k": [], "k_rows": {}, "volume": []}
 
     def assemble() -> dict:
         return result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets, embedder, folder,
                            {**timings, "total_s": time.perf_counter() - t0}, results, correct, levers, builds, curves)
 
+    t, build_before = time.perf_counter(), timings["build_s"]
+    run_rows([r for r in ROWS if r in {"SRC", "SRC+GEN", *args.rows}])
+    if cache:
+        cache.save()
+    timings["students_s"] = time.perf_counter() - t - (timings["build_s"] - build_before)
     if checkpoint and args.levers:
         checkpoint(assemble())
     for lever in args.levers:
@@ -439,7 +441,7 @@ def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets
     pooled = {row: np.concatenate([np.mean(correct[row][lang], axis=0) for lang in targets]) for row in results}
     for row in results:
         results[row]["p_vs"] = {base: permutation_p(pooled[row], pooled[base], args.permutations)
-                                for base in ("SRC+GEN", "SRC") if base != row}
+                                for base in ("SRC+GEN", "SRC") if base != row and base in pooled}
     stats = summary["stats"]
     out = {
         "task": task_name,
