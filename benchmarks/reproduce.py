@@ -4,6 +4,7 @@
     python benchmarks/reproduce.py --task nli --seeds 5
     python benchmarks/reproduce.py --task nli --student finetune --rows SRC SRC+GEN T-div-k   # fine-tuned students
     python benchmarks/reproduce.py --task nli --pipeline-seeds   # each seed rebuilds generations, teacher, selections
+    python benchmarks/reproduce.py --task nli --k-values 50 all --volumes 0.25 0.5 --student-levers soft_weight=2
     crossaug bench reproduce --task sentiment      # the same script through the CLI
 
 What runs, per task (everything with the embedded offline models, nothing from the Hub):
