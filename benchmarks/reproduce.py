@@ -1,8 +1,8 @@
 """Reproduce the data-selection paper's table (arXiv 2407.10582) offline, at reduced scale.
 
-    python benchmarks/reproduce.py                 # NLI then sentiment, 3 seeds
+    python benchmarks/reproduce.py --student finetune   # the students users train: 7 rows x 3 pipeline seeds, ~90 min
+    python benchmarks/reproduce.py                 # the fast sweep: frozen-feature heads, all 13 rows, NLI then sentiment
     python benchmarks/reproduce.py --task nli --seeds 5
-    python benchmarks/reproduce.py --task nli --student finetune --rows SRC SRC+GEN T-div-k   # fine-tuned students
     python benchmarks/reproduce.py --task nli --pipeline-seeds   # each seed rebuilds generations, teacher, selections
     python benchmarks/reproduce.py --task nli --k-values 50 all --volumes 0.25 0.5 --student-levers soft_weight=2
     crossaug bench reproduce --task sentiment      # the same script through the CLI
@@ -23,25 +23,22 @@ What runs, per task (everything with the embedded offline models, nothing from t
    per-example correctness (averaged over seeds, pooled over target languages).
 
 Scale is reduced from the paper (15K source rows, 130K generations, XLM-R large fine-tuned) to each task's
-``scale`` in TASKS (NLI: 2,000 source rows, 400 premises per class, each with all three labels, k = 150
-per class; sentiment: 1,200 source rows, 120 prompts per class, k = 60) and (by default) frozen e5-small features.
+``scale`` in TASKS for the frozen sweep (NLI: 2,000 source rows, 400 premises per class, each with all three labels,
+k = 150 per class; sentiment: 1,200 source rows, 120 prompts per class, k = 60) and to its ``finetune_scale`` for
+the fine-tuned students (300 source rows, 60 prompts per class, k = 30: what fits 90 minutes on 2 CPU cores).
 ``--levers`` adds rows for generator changes (in-context examples, domain description, temperature, DAFTT
 LoRA tuning), each a rebuild of the generations that reuses the cached teacher. By default seeds vary the
 student's initialisation and order and the SRC+GEN / GEN draws; the generations, teacher and selections are
-built once. ``--pipeline-seeds`` makes seed i rebuild everything with seed 42+i (generation, which also draws
-the English source subset, teacher, selection) as well as seeding the student with i. Only dev splits are
-read; never a test split.
-Writes ``benchmarks/results/reproduce-<task>[-finetune][-pipeline-seeds]<tag>.{json,md,png}``.
+built once. ``--pipeline-seeds`` (the default with ``--student finetune``) makes seed i rebuild everything with
+seed 42+i (generation, which also draws the English source subset, teacher, selection) as well as seeding the
+student with i. Only dev splits are read; never a test split.
+Writes ``benchmarks/results/reproduce-<task>[-finetune][-pipeline-seeds|-student-seeds]<tag>.{json,md,png}``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
-import platform
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -59,6 +56,7 @@ from hf_crossaug.stages.finetune import FinetuneConfig
 from hf_crossaug.stages.source import load_source
 from hf_crossaug.students.frozen import FROZEN_DEFAULTS, FeatureCache, predict, train_head
 from hf_crossaug.students.modes import build_training_set, load_synthetic
+from reproduce_report import PAPER, STUDENT_ONLY_SEEDS, markdown, plot, plot_curves, write  # noqa: F401 (re-exported)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -68,27 +66,33 @@ STRATEGIES_MAIN = ("rand-k", "top-k", "div-k")
 STRATEGIES_CARTO = ("amb-k", "easy-k")
 ROWS = ["GEN", "SRC", "SRC+GEN", *(f"T-{s}" for s in STRATEGIES_MAIN), *(f"T_pl-{s}" for s in STRATEGIES_MAIN),
         *(f"T-{s}" for s in STRATEGIES_CARTO), *(f"T_pl-{s}" for s in STRATEGIES_CARTO)]
+# the fine-tuned table: the baselines, the T rows of the main strategies and the best T_pl row of the frozen sweeps
+# (T_pl-div-k on both published tables and on the AVX2 rerun)
+FINETUNE_ROWS = ["GEN", "SRC", "SRC+GEN", "T-rand-k", "T-top-k", "T-div-k", "T_pl-div-k"]
 
+# Two scales per task. ``scale``: the frozen-head sweep over all 13 rows (the published tables; bf16 generations
+# as they were made). ``finetune_scale``: the students users train (the whole encoder, `crossaug train`) on the
+# 7 rows of FINETUNE_ROWS x 3 pipeline seeds, both tasks in ~90 min on a 2-core CPU: fine-tuning e5-small runs at
+# ~10 NLI pairs/s there, so the gold set is small (300 rows: the few-labels regime), and generation runs in the
+# recipes' dtype (fp32 on CPUs without native bf16, ~4.6x faster there than emulated bf16).
+FROZEN_RUN = {"generation_dtype": "bfloat16", "teacher_epochs": 2, "student_epochs": FROZEN_DEFAULTS["epochs"]}
+FINETUNE_RUN = {"generation_dtype": "auto", "teacher_epochs": 3, "student_epochs": 2}
 TASKS = {
     "nli": {"recipe": "xnli-sw-synth", "source": "snli/dev.jsonl", "dev": "xnli/dev-en.jsonl",
             "targets": {"hi": "xnli/dev-hi.jsonl", "ur": "xnli/dev-ur.jsonl", "sw": "xnli/dev-sw.jsonl"},
             "scale": {"source_limit": 2000, "dev_limit": 500, "target_limit": None, "per_class": 400, "k": 150,
-                      "clusters": 25}},
+                      "clusters": 25, **FROZEN_RUN},
+            "finetune_scale": {"source_limit": 300, "dev_limit": 200, "target_limit": 300, "per_class": 60, "k": 30,
+                               "clusters": 5, **FINETUNE_RUN}},
     # smaller: 6,000 MahaSent rows and SST's 8.5K train would double the run for the same question
     "sentiment": {"recipe": "mahasent-mr-synth", "source": "sst3/train.jsonl", "dev": "sst3/dev.jsonl",
                   "targets": {"mr": "mahasent/dev-mr.jsonl", "hi": "iitp_product/dev-hi.jsonl"},
                   "scale": {"source_limit": 1200, "dev_limit": 400, "target_limit": 1500, "per_class": 120, "k": 60,
-                            "clusters": 10}},
+                            "clusters": 10, **FROZEN_RUN},
+                  "finetune_scale": {"source_limit": 300, "dev_limit": 200, "target_limit": 400, "per_class": 60,
+                                     "k": 30, "clusters": 5, **FINETUNE_RUN}},
 }
-SCALE_HELP = "(default: the task's scale in TASKS)"
-# XNLI dev accuracy from the paper (XLM-R large, SNLI 15K source), as quoted in ../shared/data/README.md.
-PAPER = {
-    "zero-shot": {"SRC": (65.54, 57.15, 57.63), "SRC+GEN": (70.10, 63.92, 63.34), "T-top-k": (70.82, 62.98, 63.74)},
-    "translate-train": {"SRC": (67.67, 61.65, 59.16), "SRC+GEN": (69.74, 65.28, 63.52),
-                        "T-top-k": (71.55, 64.40, 63.82), "T-div-k": (71.26, 65.82, 64.44)},
-}
-
-
+SCALE_HELP = "(default: the task's scale in TASKS, finetune_scale with --student finetune)"
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", choices=[*TASKS, "all"], default="all")
@@ -100,19 +104,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--per-class", type=int, help=f"generation prompts per class (NLI: premises) {SCALE_HELP}")
     p.add_argument("--k", type=int, help=f"rows per class kept by each selection strategy {SCALE_HELP}")
     p.add_argument("--clusters", type=int, help=f"div-k clusters per class {SCALE_HELP}")
-    p.add_argument("--generation-dtype", default="bfloat16", choices=("bfloat16", "float32", "auto"),
-                   help="the generator's dtype (default bfloat16, as the published tables; 'auto' is the recipes' "
-                   "choice: fp32 on CPUs without native bf16, ~3x faster there, other generations)")
-    p.add_argument("--teacher-epochs", type=int, default=2)
+    p.add_argument("--generation-dtype", choices=("bfloat16", "float32", "auto"),
+                   help="the generator's dtype (frozen scale: bfloat16, as the published tables; finetune scale: "
+                   "'auto', the recipes' choice: fp32 on CPUs without native bf16, ~4.6x faster there)")
+    p.add_argument("--teacher-epochs", type=int, help=f"teacher training epochs {SCALE_HELP}")
     p.add_argument("--student", choices=STUDENTS, default="frozen-features",
                    help="frozen-features: a head on frozen e5 embeddings (fast, the published tables); finetune: "
                         "the e5 encoder fine-tuned with train_student (slow)")
     p.add_argument("--student-model", default=None, help="the student's encoder (default: embedded e5-small)")
-    p.add_argument("--student-epochs", type=int,
-                   help=f"default {FROZEN_DEFAULTS['epochs']} (frozen-features), {FINETUNE_DEFAULTS['epochs']} (finetune)")
-    p.add_argument("--pipeline-seeds", action="store_true",
-                   help="seed i also rebuilds the generations, teacher and selections with seed 42+i (default: "
-                        "they are built once and seeds vary only the student and the SRC+GEN / GEN draws)")
+    p.add_argument("--student-epochs", type=int, help=f"student training epochs {SCALE_HELP}")
+    p.add_argument("--pipeline-seeds", action=argparse.BooleanOptionalAction,
+                   help="seed i also rebuilds the generations, teacher and selections with seed 42+i (default with "
+                        "--student finetune; otherwise they are built once and seeds vary only the student and the "
+                        "SRC+GEN / GEN draws)")
     p.add_argument("--permutations", type=int, default=10_000)
     p.add_argument("--levers", nargs="*", default=[], choices=list(LEVERS),
                    help=f"generator levers to add as rows {LEVER_ROWS} (each rebuilds the generations)")
@@ -125,14 +129,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--student-levers", nargs="*", default=[], type=student_lever,
                    help=f"student levers FIELD=VALUE ({', '.join(STUDENT_LEVER_FIELDS)}): rows {STUDENT_LEVER_ROWS} "
                         "with that student setting")
-    p.add_argument("--rows", nargs="*", choices=ROWS, default=ROWS,
-                   help="rows of the main table to run (SRC and SRC+GEN always run: the significance tests compare with them)")
+    p.add_argument("--rows", nargs="*", choices=ROWS,
+                   help="rows of the main table to run (default: all 13 with the frozen-features student, "
+                        f"{' '.join(FINETUNE_ROWS)} with finetune; SRC and SRC+GEN always run: the significance "
+                        "tests compare with them)")
     p.add_argument("--work", default="outputs/.reproduce-work", help="cache of builds (resumable)")
     p.add_argument("--out", default=str(HERE / "results"), help="where the JSON, table and plot go")
     p.add_argument("--tag", default="", help="suffix of the result files")
     args = p.parse_args(argv)
-    if args.student_epochs is None:
-        args.student_epochs = (FROZEN_DEFAULTS if args.student == "frozen-features" else FINETUNE_DEFAULTS)["epochs"]
+    finetune = args.student == "finetune"
+    if args.rows is None:
+        args.rows = FINETUNE_ROWS if finetune else ROWS
+    if args.pipeline_seeds is None:
+        args.pipeline_seeds = finetune
     return args
 
 
@@ -244,8 +253,9 @@ def summarise(per_seed: list[dict], langs: list[str]) -> dict:
 
 
 def task_args(args: argparse.Namespace, spec: dict) -> argparse.Namespace:
-    """The command line with the task's default scale filled in where a flag was not given."""
-    filled = {k: (spec["scale"][k] if getattr(args, k) is None else getattr(args, k)) for k in spec["scale"]}
+    """The command line with the task's default scale (per student) filled in where a flag was not given."""
+    scale = spec["finetune_scale" if args.student == "finetune" else "scale"]
+    filled = {k: (scale[k] if getattr(args, k) is None else getattr(args, k)) for k in scale}
     if filled["target_limit"] == 0:
         filled["target_limit"] = None
     return argparse.Namespace(**{**vars(args), **filled})
@@ -258,12 +268,13 @@ def student_info(args, encoder: dict) -> dict:
     """Which student made the table, in words and settings (every table and JSON carries it)."""
     if args.student == "frozen-features":
         settings = {**FROZEN_DEFAULTS, "epochs": args.student_epochs}
-        what = (f"frozen-features: a 2-layer head on frozen `{encoder['name']}` sentence embeddings "
-                f"(hf_crossaug.students.frozen; `crossaug train --backend frozen-features`)")
+        what = (f"frozen-features (the fast sweep, not the student users train): a 2-layer head on frozen "
+                f"`{encoder['name']}` sentence embeddings (hf_crossaug.students.frozen; `crossaug train --backend "
+                "frozen-features`)")
     else:
         settings = {**FINETUNE_DEFAULTS, "epochs": args.student_epochs}
-        what = (f"finetune: `{encoder['name']}` fine-tuned, input embeddings frozen (StudentConfig default) "
-                f"(hf_crossaug.students.classification.train_student; `crossaug train`)")
+        what = (f"finetune (the student users train): `{encoder['name']}` fine-tuned, input embeddings frozen "
+                "(StudentConfig default) (hf_crossaug.students.classification.train_student; `crossaug train`)")
     settings_text = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in settings.items())
     return {"backend": args.student, "encoder": encoder, "settings": settings,
             "description": f"{what}; {settings_text}; epoch chosen on the English dev set"}
@@ -274,8 +285,7 @@ def seeds_vary(args) -> str:
         return (f"the whole pipeline: seed i rebuilds with seed {PIPELINE_SEED_BASE}+i the generations (whose seed "
                 "also draws the English source subset), the teacher and the selections, and seeds the student "
                 "(initialisation, order, SRC+GEN / GEN draws) with i")
-    return ("the student only (initialisation, data order) and the SRC+GEN / GEN draws; the generations, teacher "
-            f"and selections are built once (seed {PIPELINE_SEED_BASE})")
+    return STUDENT_ONLY_SEEDS
 
 
 def finetune_correct(row: str, seed: int, args, task, gold, synthetic_: dict, dev, targets: dict,
@@ -457,8 +467,8 @@ def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets
                    "student_encoder": embedder.ref.provenance()},
         "synthetic": {"folder": str(folder), "rows": summary["rows"], "counts": stats["counts"]},
         "scale": {k: getattr(args, k) for k in ("seeds", "source_limit", "dev_limit", "target_limit", "per_class",
-                                                "k", "clusters", "teacher_epochs", "student", "student_epochs",
-                                                "pipeline_seeds")},
+                                                "k", "clusters", "generation_dtype", "teacher_epochs", "student",
+                                                "student_epochs", "pipeline_seeds")},
         "timings": {**{f"{k}_s": round(v, 1) for k, v in stats["timings"].items()},
                     **{k: round(v, 1) for k, v in timings.items()}},
         "rows": results,
@@ -474,96 +484,6 @@ def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets
     return out
 
 
-def markdown(res: dict) -> str:
-    langs = [k for k in next(iter(res["rows"].values()))["mean"] if k != "avg"]
-    # runs before the student option were all made by the frozen-feature head with student-only seeds
-    student = (res.get("student") or {}).get("description", "frozen-features: a 2-layer head on frozen e5 sentence "
-                                                              "embeddings; epoch chosen on the English dev set")
-    seeds = res.get("seeds_vary", seeds_vary(argparse.Namespace(pipeline_seeds=False)))
-    n = res["scale"]["seeds"]
-    caption = [f"Student: {student}.", "", f"{n} seed{'s' * (n != 1)}; seeds vary {seeds}.", ""]
-    head = ["row", *langs, "avg", "p vs SRC+GEN", "p vs SRC"]
-    if res["task"] == "nli":
-        head += [f"paper zero-shot ({'/'.join(langs)})", "paper translate-train"]
-    lines = [*caption, "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row, r in res["rows"].items():
-        cells = [row, *(f"{r['mean'][k]:.2f} ± {r['std'][k]:.2f}" for k in [*langs, "avg"])]
-        cells += [f"{r['p_vs'][b]:.3f}" if b in r["p_vs"] else "—" for b in ("SRC+GEN", "SRC")]
-        if res["task"] == "nli":
-            cells += [" / ".join(f"{v:.2f}" for v in PAPER[s][row]) if row in PAPER[s] else "" for s in PAPER]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def plot(res: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = list(res["rows"])
-    langs = [k for k in res["rows"][rows[0]]["mean"] if k != "avg"]
-    width = 0.8 / len(langs)
-    fig, ax = plt.subplots(figsize=(12, 4.5))
-    for i, lang in enumerate(langs):
-        means = [res["rows"][r]["mean"][lang] for r in rows]
-        stds = [res["rows"][r]["std"][lang] for r in rows]
-        ax.bar(np.arange(len(rows)) + i * width, means, width, yerr=stds, capsize=2, label=lang)
-    lo = min(res["rows"][r]["mean"][lang] for r in rows for lang in langs)
-    ax.set_ylim(max(0, lo - 5), None)
-    ax.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, rows, rotation=35, ha="right")
-    ax.set_ylabel("accuracy (%)")
-    student = (res.get("student") or {}).get("backend", "frozen-features")
-    pipeline = " (pipeline seeds)" if res["scale"].get("pipeline_seeds") else ""
-    ax.set_title(f"{res['task']}: {student} student accuracy per target language "
-                 f"(mean ± std over {res['scale']['seeds']} seeds{pipeline})")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_curves(res: dict, path: Path) -> bool:
-    """Average target accuracy vs k per class and vs the number of generations used (the k and volume curves),
-    SRC as a line; False when the run had neither curve."""
-    curves = res.get("curves") or {}
-    panels = [(name, xs) for name, xs in (("k", curves.get("k")), ("volume", curves.get("volume"))) if xs]
-    if not panels:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows, main_k = res["rows"], res["scale"]["k"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-    for ax, (name, points) in zip(axes[0], panels):
-        if name == "k":  # the main table's rows are the curve's point at the main k
-            points = [*points, *({"k": str(main_k), "row": r, "key": r} for r in K_ROWS if r in rows)]
-            order = {k: i for i, k in enumerate(sorted({p["k"] for p in points},
-                                                       key=lambda k: K_ALL if k == "all" else int(k)))}
-            x_of, label = (lambda p: order[p["k"]]), "k per class"
-            ax.set_xticks(list(order.values()), list(order))
-        else:
-            x_of, label = (lambda p: p["generations"]), "generations used (share of the kept ones)"
-        for row in dict.fromkeys(p["row"] for p in points):
-            pts = sorted((x_of(p), rows[p["key"]]["mean"]["avg"], rows[p["key"]]["std"]["avg"])
-                         for p in points if p["row"] == row)
-            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
-                        label=row)
-        if "SRC" in rows:
-            ax.axhline(rows["SRC"]["mean"]["avg"], color="grey", linestyle="--", label="SRC")
-        ax.set_xlabel(label)
-        ax.set_ylabel("average target accuracy (%)")
-        ax.legend()
-    student = (res.get("student") or {}).get("backend", "frozen-features")
-    fig.suptitle(f"{res['task']}: {student} student, mean ± std over {res['scale']['seeds']} seeds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     tasks = list(TASKS) if args.task == "all" else [args.task]
@@ -574,26 +494,14 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for task_name in tasks:
-        kind = ("-finetune" if args.student == "finetune" else "") + ("-pipeline-seeds" if args.pipeline_seeds else "")
+        finetune = args.student == "finetune"  # the name says where the seeds differ from the student's default
+        kind = ("-finetune" if finetune else "") + {(False, True): "-pipeline-seeds",
+                                                    (True, False): "-student-seeds"}.get((finetune, args.pipeline_seeds), "")
         stem = out / f"reproduce-{task_name}{kind}{args.tag}"
         res = run_task(task_name, args, checkpoint=lambda partial: write(partial, stem))
         write(res, stem)
         print(markdown(res))
         print(f"wrote {stem}.json/.md/.png in {res['timings']['total_s']:.0f} s")
-
-
-def write(res: dict, stem: Path) -> None:
-    """The run's JSON (with the machine's state), markdown table and plot."""
-    import torch
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)  # cumulative over the tasks run so far
-    res["machine"] = {"platform": platform.platform(), "cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
-                      "cpu": torch.backends.cpu.get_cpu_capability(),  # bf16 numerics (so generations) differ by ISA
-                      "cpu_s_so_far": round(usage.ru_utime + usage.ru_stime), "peak_rss_mib": round(usage.ru_maxrss / 1024)}
-    stem.with_suffix(".json").write_text(json.dumps(res, indent=2))
-    stem.with_suffix(".md").write_text(markdown(res))
-    plot(res, stem.with_suffix(".png"))
-    plot_curves(res, stem.with_name(stem.name + "-curves.png"))
 
 
 if __name__ == "__main__":

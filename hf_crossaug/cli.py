@@ -291,6 +291,7 @@ def bench_reproduce(ctx: typer.Context):
     if script is None:
         fail(FileNotFoundError("benchmarks/reproduce.py not found: run from a checkout of hf_crossaug"))
     sys.argv = [str(script), *ctx.args]
+    sys.path.insert(0, str(script.parent))  # as `python benchmarks/reproduce.py`: its sibling modules import
     runpy.run_path(str(script), run_name="__main__")
 
 

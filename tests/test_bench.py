@@ -84,6 +84,17 @@ def test_each_task_has_its_own_default_scale_and_flags_override_it():
     assert (nli.per_class, sentiment.per_class) == (400, 120)  # not given: each task's own
     assert nli.target_limit is None and sentiment.target_limit == 1500
     assert reproduce.task_args(reproduce.parse_args(["--target-limit", "0"]), reproduce.TASKS["sentiment"]).target_limit is None
+    assert (args.rows, args.pipeline_seeds, nli.generation_dtype, nli.student_epochs) == (reproduce.ROWS, False,
+                                                                                          "bfloat16", 8)
+
+
+def test_the_finetune_student_has_its_own_scale_rows_and_pipeline_seeds():
+    args = reproduce.parse_args(["--student", "finetune"])
+    nli = reproduce.task_args(args, reproduce.TASKS["nli"])
+    assert (nli.source_limit, nli.per_class, nli.generation_dtype, nli.student_epochs) == (300, 60, "auto", 2)
+    assert args.rows == reproduce.FINETUNE_ROWS and len(args.rows) == 7 and args.pipeline_seeds is True
+    args = reproduce.parse_args(["--student", "finetune", "--no-pipeline-seeds", "--source-limit", "900"])
+    assert args.pipeline_seeds is False and reproduce.task_args(args, reproduce.TASKS["nli"]).source_limit == 900
 
 
 def test_permutation_p_agrees_with_scipy():
@@ -157,7 +168,9 @@ def test_tiny_run_of_each_student_writes_a_labelled_table(tiny_bench, student):
         assert set(row["mean"]) == {"mr", "hi", "avg"} and 0 <= row["mean"]["avg"] <= 100
         assert row["seeds"][0]["train_rows"] >= 25  # 30 gold rows minus nothing; + generated for SRC+GEN / T-
     table = stem.with_suffix(".md").read_text()
-    assert table.startswith(f"Student: {student}: ") and "1 seed; seeds vary the student only" in table
+    users_train = student == "finetune"  # the fine-tuned table varies the whole pipeline by default
+    assert table.startswith(f"Student: {student} (the {'student users train' if users_train else 'fast sweep'}")
+    assert f"1 seed; seeds vary {'the whole pipeline' if users_train else 'the student only'}" in table
     assert res["student"]["settings"]["epochs"] == 1
 
 

@@ -1,0 +1,128 @@
+"""The reproduction benchmark's outputs: the markdown table, the bar plot, the k / volume curves and the JSON
+record (with the machine's state), kept apart from `reproduce.py`, which runs the rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+from pathlib import Path
+
+import numpy as np
+
+# what seeds vary in the runs made before ``seeds_vary`` was recorded (and without --pipeline-seeds since)
+STUDENT_ONLY_SEEDS = ("the student only (initialisation, data order) and the SRC+GEN / GEN draws; the generations, "
+                      "teacher and selections are built once (seed 42)")
+
+# XNLI dev accuracy from the paper (XLM-R large, SNLI 15K source), as quoted in ../shared/data/README.md.
+PAPER = {
+    "zero-shot": {"SRC": (65.54, 57.15, 57.63), "SRC+GEN": (70.10, 63.92, 63.34), "T-top-k": (70.82, 62.98, 63.74)},
+    "translate-train": {"SRC": (67.67, 61.65, 59.16), "SRC+GEN": (69.74, 65.28, 63.52),
+                        "T-top-k": (71.55, 64.40, 63.82), "T-div-k": (71.26, 65.82, 64.44)},
+}
+
+
+def markdown(res: dict) -> str:
+    langs = [k for k in next(iter(res["rows"].values()))["mean"] if k != "avg"]
+    # runs before the student option were all made by the frozen-feature head with student-only seeds
+    student = (res.get("student") or {}).get("description", "frozen-features: a 2-layer head on frozen e5 sentence "
+                                                              "embeddings; epoch chosen on the English dev set")
+    seeds = res.get("seeds_vary", STUDENT_ONLY_SEEDS)
+    n = res["scale"]["seeds"]
+    caption = [f"Student: {student}.", "", f"{n} seed{'s' * (n != 1)}; seeds vary {seeds}.", ""]
+    head = ["row", *langs, "avg", "p vs SRC+GEN", "p vs SRC"]
+    if res["task"] == "nli":
+        head += [f"paper zero-shot ({'/'.join(langs)})", "paper translate-train"]
+    lines = [*caption, "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row, r in res["rows"].items():
+        cells = [row, *(f"{r['mean'][k]:.2f} ± {r['std'][k]:.2f}" for k in [*langs, "avg"])]
+        cells += [f"{r['p_vs'][b]:.3f}" if b in r["p_vs"] else "—" for b in ("SRC+GEN", "SRC")]
+        if res["task"] == "nli":
+            cells += [" / ".join(f"{v:.2f}" for v in PAPER[s][row]) if row in PAPER[s] else "" for s in PAPER]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(res["rows"])
+    langs = [k for k in res["rows"][rows[0]]["mean"] if k != "avg"]
+    width = 0.8 / len(langs)
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    for i, lang in enumerate(langs):
+        means = [res["rows"][r]["mean"][lang] for r in rows]
+        stds = [res["rows"][r]["std"][lang] for r in rows]
+        ax.bar(np.arange(len(rows)) + i * width, means, width, yerr=stds, capsize=2, label=lang)
+    lo = min(res["rows"][r]["mean"][lang] for r in rows for lang in langs)
+    ax.set_ylim(max(0, lo - 5), None)
+    ax.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, rows, rotation=35, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    student = (res.get("student") or {}).get("backend", "frozen-features")
+    pipeline = " (pipeline seeds)" if res["scale"].get("pipeline_seeds") else ""
+    ax.set_title(f"{res['task']}: {student} student accuracy per target language "
+                 f"(mean ± std over {res['scale']['seeds']} seeds{pipeline})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_curves(res: dict, path: Path) -> bool:
+    """Average target accuracy vs k per class and vs the number of generations used (the k and volume curves),
+    SRC as a line; False when the run had neither curve."""
+    curves = res.get("curves") or {}
+    panels = [(name, xs) for name, xs in (("k", curves.get("k")), ("volume", curves.get("volume"))) if xs]
+    if not panels:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, main_k = res["rows"], res["scale"]["k"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (name, points) in zip(axes[0], panels):
+        if name == "k":  # the main table's rows are the curve's point at the main k
+            curve_rows = dict.fromkeys(p["row"] for p in points)
+            points = [*points, *({"k": str(main_k), "row": r, "key": r} for r in curve_rows if r in rows)]
+            order = {k: i for i, k in enumerate(sorted({p["k"] for p in points},
+                                                       key=lambda k: float("inf") if k == "all" else int(k)))}
+            x_of, label = (lambda p: order[p["k"]]), "k per class"
+            ax.set_xticks(list(order.values()), list(order))
+        else:
+            x_of, label = (lambda p: p["generations"]), "generations used (share of the kept ones)"
+        for row in dict.fromkeys(p["row"] for p in points):
+            pts = sorted((x_of(p), rows[p["key"]]["mean"]["avg"], rows[p["key"]]["std"]["avg"])
+                         for p in points if p["row"] == row)
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                        label=row)
+        if "SRC" in rows:
+            ax.axhline(rows["SRC"]["mean"]["avg"], color="grey", linestyle="--", label="SRC")
+        ax.set_xlabel(label)
+        ax.set_ylabel("average target accuracy (%)")
+        ax.legend()
+    student = (res.get("student") or {}).get("backend", "frozen-features")
+    fig.suptitle(f"{res['task']}: {student} student, mean ± std over {res['scale']['seeds']} seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write(res: dict, stem: Path) -> None:
+    """The run's JSON (with the machine's state), markdown table and plot."""
+    import torch
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # cumulative over the tasks run so far
+    res["machine"] = {"platform": platform.platform(), "cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+                      "cpu": torch.backends.cpu.get_cpu_capability(),  # bf16 numerics (so generations) differ by ISA
+                      "cpu_s_so_far": round(usage.ru_utime + usage.ru_stime), "peak_rss_mib": round(usage.ru_maxrss / 1024)}
+    stem.with_suffix(".json").write_text(json.dumps(res, indent=2))
+    stem.with_suffix(".md").write_text(markdown(res))
+    plot(res, stem.with_suffix(".png"))
+    plot_curves(res, stem.with_name(stem.name + "-curves.png"))
