@@ -75,21 +75,26 @@ FINETUNE_ROWS = ["GEN", "SRC", "SRC+GEN", "T-rand-k", "T-top-k", "T-div-k", "T_p
 # 7 rows of FINETUNE_ROWS x 3 pipeline seeds, both tasks in ~90 min on a 2-core CPU: fine-tuning e5-small runs at
 # ~10 NLI pairs/s there, so the gold set is small (300 rows: the few-labels regime), and generation runs in the
 # recipes' dtype (fp32 on CPUs without native bf16, ~4.6x faster there than emulated bf16).
-FROZEN_RUN = {"generation_dtype": "bfloat16", "teacher_epochs": 2, "student_epochs": FROZEN_DEFAULTS["epochs"]}
-FINETUNE_RUN = {"generation_dtype": "auto", "teacher_epochs": 3, "student_epochs": 2}
+# 300 gold rows are ~20 optimizer steps an epoch: at the recipes' 5e-5 an NLI teacher was at 0.28 on dev after 3
+# epochs; at 1.5e-4 it reached 0.46 by epoch 3 (0.494 is what 2,000 rows at 5e-5 give), so teacher and students
+# take the higher rate at this scale (``crossaug train --lr``; the recipe's ``teacher.learning_rate``).
+FROZEN_RUN = {"generation_dtype": "bfloat16", "teacher_epochs": 2, "teacher_lr": None,
+              "student_epochs": FROZEN_DEFAULTS["epochs"], "student_lr": None}
+FINETUNE_RUN = {"generation_dtype": "auto", "teacher_epochs": 5, "teacher_lr": 1.5e-4, "student_epochs": 3,
+                "student_lr": 1.5e-4}
 TASKS = {
     "nli": {"recipe": "xnli-sw-synth", "source": "snli/dev.jsonl", "dev": "xnli/dev-en.jsonl",
             "targets": {"hi": "xnli/dev-hi.jsonl", "ur": "xnli/dev-ur.jsonl", "sw": "xnli/dev-sw.jsonl"},
             "scale": {"source_limit": 2000, "dev_limit": 500, "target_limit": None, "per_class": 400, "k": 150,
                       "clusters": 25, **FROZEN_RUN},
-            "finetune_scale": {"source_limit": 300, "dev_limit": 200, "target_limit": 300, "per_class": 60, "k": 30,
+            "finetune_scale": {"source_limit": 300, "dev_limit": 150, "target_limit": 200, "per_class": 60, "k": 30,
                                "clusters": 5, **FINETUNE_RUN}},
     # smaller: 6,000 MahaSent rows and SST's 8.5K train would double the run for the same question
     "sentiment": {"recipe": "mahasent-mr-synth", "source": "sst3/train.jsonl", "dev": "sst3/dev.jsonl",
                   "targets": {"mr": "mahasent/dev-mr.jsonl", "hi": "iitp_product/dev-hi.jsonl"},
                   "scale": {"source_limit": 1200, "dev_limit": 400, "target_limit": 1500, "per_class": 120, "k": 60,
                             "clusters": 10, **FROZEN_RUN},
-                  "finetune_scale": {"source_limit": 300, "dev_limit": 200, "target_limit": 400, "per_class": 60,
+                  "finetune_scale": {"source_limit": 300, "dev_limit": 150, "target_limit": 300, "per_class": 60,
                                      "k": 30, "clusters": 5, **FINETUNE_RUN}},
 }
 SCALE_HELP = "(default: the task's scale in TASKS, finetune_scale with --student finetune)"
@@ -108,18 +113,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the generator's dtype (frozen scale: bfloat16, as the published tables; finetune scale: "
                    "'auto', the recipes' choice: fp32 on CPUs without native bf16, ~4.6x faster there)")
     p.add_argument("--teacher-epochs", type=int, help=f"teacher training epochs {SCALE_HELP}")
+    p.add_argument("--teacher-lr", type=float, help=f"teacher learning rate (frozen scale: the recipe's) {SCALE_HELP}")
     p.add_argument("--student", choices=STUDENTS, default="frozen-features",
                    help="frozen-features: a head on frozen e5 embeddings (fast, the published tables); finetune: "
                         "the e5 encoder fine-tuned with train_student (slow)")
     p.add_argument("--student-model", default=None, help="the student's encoder (default: embedded e5-small)")
     p.add_argument("--student-epochs", type=int, help=f"student training epochs {SCALE_HELP}")
+    p.add_argument("--student-lr", type=float, help=f"student learning rate (frozen scale: the head's) {SCALE_HELP}")
     p.add_argument("--pipeline-seeds", action=argparse.BooleanOptionalAction,
                    help="seed i also rebuilds the generations, teacher and selections with seed 42+i (default with "
                         "--student finetune; otherwise they are built once and seeds vary only the student and the "
                         "SRC+GEN / GEN draws)")
     p.add_argument("--permutations", type=int, default=10_000)
     p.add_argument("--levers", nargs="*", default=[], choices=list(LEVERS),
-                   help=f"generator levers to add as rows {LEVER_ROWS} (each rebuilds the generations)")
+                   help=f"generator levers to add as rows {LEVER_ROWS} (each rebuilds the generations); self-train "
+                        f"(the teacher's lever): rows {TEACHER_LEVER_ROWS}")
     p.add_argument("--k-values", nargs="*", default=[], type=k_value,
                    help=f"k curve: rows {K_ROWS} again at each k per class ('all': every kept generation); only the "
                         "selection is rebuilt (generations and teacher come from the cache)")
@@ -187,9 +195,11 @@ LEVERS = {
     "temp-0.5": {"temperature": 0.5}, "temp-1.1": {"temperature": 1.1},
     "no-domain": None,  # the prompt templates without the target-domain description
     "daftt": None,  # DAFTT: the generator LoRA-tuned on DAFTT_ROWS labelled source rows first (generate mode)
+    "self-train": None,  # one self-training round of the teacher (TeacherConfig.self_training_rounds); same generations
 }
 DAFTT_ROWS = 200  # "a few hundred labelled source examples" (10% of the 2,000 source rows)
 LEVER_ROWS = ("SRC+GEN", "T-top-k", "T-div-k")
+TEACHER_LEVER_ROWS = ("T-rand-k", "T-div-k", "T_pl-div-k")  # a teacher lever leaves SRC+GEN (prompt labels) alone
 
 
 def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int | None = None,
@@ -201,7 +211,8 @@ def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int
     # the shared copies are normalised (label names of the task): no label_column / label_map from the recipe
     recipe.source = SourceConfig(path=str(data / spec["source"]), limit=args.source_limit)
     recipe.dev = SourceConfig(path=str(data / spec["dev"]), limit=args.dev_limit)
-    recipe.teacher = dataclasses.replace(recipe.teacher, epochs=args.teacher_epochs)
+    recipe.teacher = dataclasses.replace(recipe.teacher, epochs=args.teacher_epochs,
+                                         **({"learning_rate": args.teacher_lr} if args.teacher_lr else {}))
     recipe.selection = dataclasses.replace(recipe.selection, n_clusters=args.clusters)
     # the published tables were generated in bf16: pinned, so the recipe's ``auto`` cannot switch them to fp32
     recipe.generation = dataclasses.replace(recipe.generation, shard_size=128, dtype=args.generation_dtype,
@@ -214,6 +225,8 @@ def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int
                             if k.startswith(style) and "{domain}" in v}
         if any("{domain}" in v for v in recipe.templates.values()):
             raise ValueError(f"no-domain lever: cannot strip the domain from {recipe.templates}")
+    if lever == "self-train":
+        recipe.teacher = dataclasses.replace(recipe.teacher, self_training_rounds=1)
     if lever == "daftt":
         recipe.daftt = DafttConfig(mode="generate", train_rows=min(DAFTT_ROWS, args.source_limit),
                                    finetune=FinetuneConfig(epochs=1, learning_rate=1e-3, batch_size=8, max_length=96))
@@ -267,12 +280,14 @@ PIPELINE_SEED_BASE = 42  # --pipeline-seeds: seed i builds with seed 42 + i (42:
 def student_info(args, encoder: dict) -> dict:
     """Which student made the table, in words and settings (every table and JSON carries it)."""
     if args.student == "frozen-features":
-        settings = {**FROZEN_DEFAULTS, "epochs": args.student_epochs}
+        settings = {**FROZEN_DEFAULTS, "epochs": args.student_epochs,
+                    **({"learning_rate": args.student_lr} if args.student_lr else {})}
         what = (f"frozen-features (the fast sweep, not the student users train): a 2-layer head on frozen "
                 f"`{encoder['name']}` sentence embeddings (hf_crossaug.students.frozen; `crossaug train --backend "
                 "frozen-features`)")
     else:
-        settings = {**FINETUNE_DEFAULTS, "epochs": args.student_epochs}
+        settings = {**FINETUNE_DEFAULTS, "epochs": args.student_epochs,
+                    **({"learning_rate": args.student_lr} if args.student_lr else {})}
         what = (f"finetune (the student users train): `{encoder['name']}` fine-tuned, input embeddings frozen "
                 "(StudentConfig default) (hf_crossaug.students.classification.train_student; `crossaug train`)")
     settings_text = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in settings.items())
@@ -300,7 +315,8 @@ def finetune_correct(row: str, seed: int, args, task, gold, synthetic_: dict, de
     from hf_crossaug.students.evaluate import predict as predict_model
 
     cfg = StudentConfig(model=args.student_model, mode=row, task=task.name, epochs=args.student_epochs, seed=seed,
-                        config=config, **(overrides or {}))
+                        config=config, **({"learning_rate": args.student_lr} if args.student_lr else {}),
+                        **(overrides or {}))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "student"
         res = train_student(cfg, synthetic_, gold, dev, out, log=lambda m: None)
@@ -365,7 +381,7 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
             return finetune_correct(row, seed, args, task, gold_, synthetic_, dev, targets, config, overrides)
         rows = build_training_set(row, gold_, synthetic_, task, seed=seed, config=config)
         head = train_head(cache.features(rows, task), rows, dev_x, dev, task, seed, epochs=args.student_epochs,
-                          **(overrides or {}))
+                          **({"lr": args.student_lr} if args.student_lr else {}), **(overrides or {}))
         return len(rows), {lang: predict(head, target_x[lang]) == np.asarray(ds["label"])
                            for lang, ds in targets.items()}
 
@@ -418,13 +434,13 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
     for lever in args.levers:
         t = time.perf_counter()
         _, lsummary, _, _ = built(0, lever)
-        run_rows(list(LEVER_ROWS), lever)
+        run_rows(list(TEACHER_LEVER_ROWS if lever == "self-train" else LEVER_ROWS), lever)
         if cache:
             cache.save()
         levers[lever] = {"rows": lsummary["rows"], "counts": lsummary["stats"]["counts"],
                          "recipe_generation": lsummary["stats"]["recipe"]["generation"],
                          "templates": lsummary["stats"]["recipe"]["templates"], "daftt": lsummary["stats"].get("daftt"),
-                         "timings": lsummary["stats"]["timings"], "seconds": round(time.perf_counter() - t, 1)}
+                         "teacher": lsummary["stats"]["teacher"], "timings": lsummary["stats"]["timings"], "seconds": round(time.perf_counter() - t, 1)}
         if checkpoint:
             checkpoint(assemble())
     for k in args.k_values:
@@ -467,8 +483,8 @@ def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets
                    "student_encoder": embedder.ref.provenance()},
         "synthetic": {"folder": str(folder), "rows": summary["rows"], "counts": stats["counts"]},
         "scale": {k: getattr(args, k) for k in ("seeds", "source_limit", "dev_limit", "target_limit", "per_class",
-                                                "k", "clusters", "generation_dtype", "teacher_epochs", "student",
-                                                "student_epochs", "pipeline_seeds")},
+                                                "k", "clusters", "generation_dtype", "teacher_epochs", "teacher_lr",
+                                                "student", "student_epochs", "student_lr", "pipeline_seeds")},
         "timings": {**{f"{k}_s": round(v, 1) for k, v in stats["timings"].items()},
                     **{k: round(v, 1) for k, v in timings.items()}},
         "rows": results,

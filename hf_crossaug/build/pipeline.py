@@ -32,7 +32,7 @@ from ..models.resolve import ENCODER_DEFAULT, GENERATOR_DEFAULT, check_model, na
 from ..stages.prompts import item_prompts, multiple_choice_prompts, premise_prompts, source_premises
 from ..config.recipe import TRANSLATING, Recipe
 from ..config.tasks import MultipleChoiceSpec
-from ..stages.teacher import Teacher, label, train_teacher
+from ..stages.teacher import Teacher, label, self_training_rows, split_dev, train_teacher
 from ..stages.translate import code_switched_pairs, translate_generations
 
 @dataclass
@@ -186,16 +186,42 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResu
     teacher: Teacher = train_teacher(source, task, recipe.teacher, work, dev, source_name)
     timings["teacher_train"] = time.perf_counter() - t
     t = time.perf_counter()
-    if recipe.route in TRANSLATING:  # the teacher learnt English: it labels the English originals
-        view = kept.select_columns([f"{c}_en" for c in task.text_columns])
-        view = view.rename_columns({f"{c}_en": c for c in task.text_columns})
-        labelled = label(view, task, teacher, recipe.teacher.max_length).remove_columns(list(task.text_columns))
-        raw = concatenate_datasets([kept, labelled], axis=1)
-    else:
-        raw = label(kept, task, teacher, recipe.teacher.max_length)
+    # the teacher learnt English: on translating routes it reads the English originals
+    view = kept.select_columns([f"{c}_en" for c in task.text_columns]).rename_columns(
+        {f"{c}_en": c for c in task.text_columns}) if recipe.route in TRANSLATING else kept
+    raw = _labelled(kept, view, task, teacher, recipe)
     timings["teacher_label"] = time.perf_counter() - t
     stats["teacher"] = teacher.card_fields()
+    if recipe.teacher.self_training_rounds:
+        raw = _self_train(raw, view, kept, source, dev, task, recipe, work, source_name, stats, log)
     return _save(raw, stats, recipe, raw_file, stats_file)
+
+
+def _labelled(kept: Dataset, view: Dataset, task, teacher: Teacher, recipe: Recipe) -> Dataset:
+    """``kept`` with the teacher's columns, computed on ``view`` (the text the teacher reads)."""
+    labelled = label(view.select_columns(list(task.text_columns)), task, teacher, recipe.teacher.max_length)
+    return concatenate_datasets([kept, labelled.remove_columns(list(task.text_columns))], axis=1)
+
+
+def _self_train(raw: Dataset, view: Dataset, kept: Dataset, source: Dataset, dev, task, recipe: Recipe, work: Path,
+                source_name: str, stats: dict, log) -> Dataset:
+    """``teacher.self_training_rounds`` rounds: retrain the teacher on the source plus the generations it and the
+    prompt agree on (``selection.k`` per class), relabel every generation; the last round's labels are kept."""
+    if dev is None:  # hold the dev set out once, so no generation lands in it and every round selects on it
+        source, dev = split_dev(source, recipe.teacher)
+    rounds, t = [], time.perf_counter()
+    for r in range(1, recipe.teacher.self_training_rounds + 1):
+        added = self_training_rows(raw, view, source, recipe.selection.k)
+        log(f"[3/3] self-training round {r}: the teacher again, on {len(source)} source rows + {len(added)} "
+            "generations it labels like the prompt")
+        teacher = train_teacher(concatenate_datasets([source, added]), task, recipe.teacher, work, dev,
+                                f"{source_name} + {len(added)} self-labelled generations")
+        raw = _labelled(kept, view, task, teacher, recipe)
+        rounds.append({"round": r, "added": len(added), "dev_accuracy": teacher.dev_accuracy})
+    stats["timings"]["self_training"] = time.perf_counter() - t
+    stats["teacher"] = {**teacher.card_fields(), "first_dev_accuracy": stats["teacher"]["dev_accuracy"],
+                        "self_training": rounds}
+    return raw
 
 
 def _save(raw: Dataset, stats: dict, recipe: Recipe, raw_file: Path, stats_file: Path) -> PipelineResult:

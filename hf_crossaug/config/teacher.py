@@ -20,8 +20,12 @@ class TeacherConfig:
     seed: int = 42
     dev_fraction: float = 0.15  # held out from the source when no dev set is given
     freeze_embeddings: bool = True  # 96M of e5-small's 118M weights; freezing keeps CPU training fast
+    # self-training: retrain on the source plus the generations the teacher and the prompt agree on (the k per
+    # class it is surest of, with that label) and relabel, this many rounds; a weak teacher's soft labels are
+    # close to flat, and the agreeing generations are in-domain data it did not have
+    self_training_rounds: int = 0
 
     def problems(self) -> list[Problem]:
-        return [*at_least(self, 1, "epochs", "batch_size", "max_length"),
+        return [*at_least(self, 1, "epochs", "batch_size", "max_length"), *at_least(self, 0, "self_training_rounds"),
                 (self.learning_rate > 0, "learning_rate", "must be > 0"),
                 (0 < self.dev_fraction < 1, "dev_fraction", "must be in (0, 1)")]

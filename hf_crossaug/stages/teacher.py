@@ -46,6 +46,18 @@ class Teacher:
                 "dev_size": self.dev_size, "train_size": self.train_size, "epochs": len(self.epoch_checkpoints)}
 
 
+def training_fields(config: TeacherConfig) -> dict:
+    """The fields that make one teacher (its cache key): the number of self-training rounds is not one of them,
+    so round 0 of a self-training build reuses the plain build's teacher."""
+    return {k: v for k, v in asdict(config).items() if k != "self_training_rounds"}
+
+
+def split_dev(source: Dataset, config: TeacherConfig) -> tuple[Dataset, Dataset]:
+    """The dev set held out of the source when none is given (stratified, seeded: the same split every time)."""
+    split = source.train_test_split(test_size=config.dev_fraction, seed=config.seed, stratify_by_column="label")
+    return split["train"], split["test"]
+
+
 def _tokenize(ds: Dataset, tokenizer, task: TaskSpec, max_length: int) -> Dataset:
     cols = [list(ds[c]) for c in task.text_columns]
     enc = tokenizer(*cols, truncation=True, max_length=max_length)
@@ -69,9 +81,9 @@ def train_teacher(
 
     ref: ModelRef = resolve_model(config.model, ENCODER_DEFAULT, config.revision)
     if dev is None:
-        split = source.train_test_split(test_size=config.dev_fraction, seed=config.seed, stratify_by_column="label")
-        source, dev = split["train"], split["test"]
-    fp = fingerprint(ref.provenance(), asdict(config), content_fingerprint(source), content_fingerprint(dev), task.name)
+        source, dev = split_dev(source, config)
+    fp = fingerprint(ref.provenance(), training_fields(config), content_fingerprint(source), content_fingerprint(dev),
+                     task.name)
     out = Path(work_dir) / f"teacher-{fp}"
     if (out / DONE_FILE).exists():
         return Teacher(path=out, **json.loads((out / DONE_FILE).read_text()))
@@ -153,3 +165,19 @@ def label(ds: Dataset, task: TaskSpec, teacher: Teacher, max_length: int = 128) 
     from datasets import concatenate_datasets
 
     return concatenate_datasets([ds, new], axis=1)
+
+
+def self_training_rows(raw: Dataset, view: Dataset, source: Dataset, k: int) -> Dataset:
+    """What a self-training round adds to the teacher's training data: the generations whose teacher label is
+    the class the prompt asked for, the ``k`` per class with the highest teacher probability, labelled with that
+    class. ``view`` holds the text the teacher reads (English for translating routes), row-aligned with ``raw``;
+    the rows come back in ``source``'s columns and features."""
+    from ..config.select import SelectionConfig
+    from .select import select
+
+    agree = raw.select_columns(["id", "prompt_label", "teacher_label", "teacher_probs"]).add_column(
+        "_row", list(range(len(raw))))
+    agree = agree.filter(lambda r: r["teacher_label"] == r["prompt_label"])
+    kept = select(agree, "top-k", SelectionConfig(strategies=["top-k"], k=k))
+    rows = view.select(kept["_row"]).add_column("label", kept["prompt_label"])
+    return rows.select_columns(list(source.column_names)).cast(source.features)
