@@ -67,8 +67,9 @@ STRATEGIES_CARTO = ("amb-k", "easy-k")
 ROWS = ["GEN", "SRC", "SRC+GEN", *(f"T-{s}" for s in STRATEGIES_MAIN), *(f"T_pl-{s}" for s in STRATEGIES_MAIN),
         *(f"T-{s}" for s in STRATEGIES_CARTO), *(f"T_pl-{s}" for s in STRATEGIES_CARTO)]
 # the fine-tuned table: the baselines, the T rows of the main strategies and the best T_pl row of the frozen sweeps
-# (T_pl-div-k on both published tables and on the AVX2 rerun)
-FINETUNE_ROWS = ["GEN", "SRC", "SRC+GEN", "T-rand-k", "T-top-k", "T-div-k", "T_pl-div-k"]
+# (T_pl-div-k on both published tables and on the AVX2 rerun), in the order they run: minutes per row, so a run
+# stopped early (it writes its table after every row) keeps the baselines and the default mode (T-div-k) first
+FINETUNE_ROWS = ["SRC", "SRC+GEN", "T-div-k", "T-rand-k", "T_pl-div-k", "T-top-k", "GEN"]
 
 # Two scales per task. ``scale``: the frozen-head sweep over all 13 rows (the published tables; bf16 generations
 # as they were made). ``finetune_scale``: the students users train (the whole encoder, `crossaug train`) on the
@@ -425,7 +426,8 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
                            {**timings, "total_s": time.perf_counter() - t0}, results, correct, levers, builds, curves)
 
     t, build_before = time.perf_counter(), timings["build_s"]
-    run_rows([r for r in ROWS if r in {"SRC", "SRC+GEN", *args.rows}])
+    order = dict.fromkeys(FINETUNE_ROWS + ROWS if args.student == "finetune" else ROWS)
+    run_rows([r for r in order if r in {"SRC", "SRC+GEN", *args.rows}])
     if cache:
         cache.save()
     timings["students_s"] = time.perf_counter() - t - (timings["build_s"] - build_before)
