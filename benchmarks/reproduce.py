@@ -1,6 +1,6 @@
 """Reproduce the data-selection paper's table (arXiv 2407.10582) offline, at reduced scale.
 
-    python benchmarks/reproduce.py --student finetune   # the students users train: 7 rows x 3 pipeline seeds, ~90 min
+    python benchmarks/reproduce.py --student finetune   # the students users train: 7 rows x 3 pipeline seeds (hours on 2 cores)
     python benchmarks/reproduce.py                 # the fast sweep: frozen-feature heads, all 13 rows, NLI then sentiment
     python benchmarks/reproduce.py --task nli --seeds 5
     python benchmarks/reproduce.py --task nli --pipeline-seeds   # each seed rebuilds generations, teacher, selections
@@ -25,7 +25,8 @@ What runs, per task (everything with the embedded offline models, nothing from t
 Scale is reduced from the paper (15K source rows, 130K generations, XLM-R large fine-tuned) to each task's
 ``scale`` in TASKS for the frozen sweep (NLI: 2,000 source rows, 400 premises per class, each with all three labels,
 k = 150 per class; sentiment: 1,200 source rows, 120 prompts per class, k = 60) and to its ``finetune_scale`` for
-the fine-tuned students (300 source rows, 60 prompts per class, k = 30: what fits 90 minutes on 2 CPU cores).
+the fine-tuned students (300 source rows, 60 prompts per class, k = 30; on 2 CPU cores sentiment took 69 min,
+NLI ~95 min, and at this size most fine-tuned NLI students collapse to one class: benchmarks/README.md).
 ``--levers`` adds rows for generator changes (in-context examples, domain description, temperature, DAFTT
 LoRA tuning), each a rebuild of the generations that reuses the cached teacher. By default seeds vary the
 student's initialisation and order and the SRC+GEN / GEN draws; the generations, teacher and selections are
@@ -73,8 +74,8 @@ FINETUNE_ROWS = ["SRC", "SRC+GEN", "T-div-k", "T-rand-k", "T_pl-div-k", "T-top-k
 
 # Two scales per task. ``scale``: the frozen-head sweep over all 13 rows (the published tables; bf16 generations
 # as they were made). ``finetune_scale``: the students users train (the whole encoder, `crossaug train`) on the
-# 7 rows of FINETUNE_ROWS x 3 pipeline seeds, both tasks in ~90 min on a 2-core CPU: fine-tuning e5-small runs at
-# ~10 NLI pairs/s there, so the gold set is small (300 rows: the few-labels regime), and generation runs in the
+# 7 rows of FINETUNE_ROWS x 3 pipeline seeds, sized for a 2-core CPU (measured: sentiment 69 min, NLI ~95 min):
+# fine-tuning e5-small runs at ~8.6 NLI pairs/s there, so the gold set is small (300 rows: the few-labels regime), and generation runs in the
 # recipes' dtype (fp32 on CPUs without native bf16, ~4.6x faster there than emulated bf16).
 # 300 gold rows are ~20 optimizer steps an epoch: at the recipes' 5e-5 an NLI teacher was at 0.28 on dev after 3
 # epochs; at 1.5e-4 it reached 0.46 by epoch 3 (0.494 is what 2,000 rows at 5e-5 give), so teacher and students
