@@ -92,7 +92,8 @@ def test_each_task_has_its_own_default_scale_and_flags_override_it():
 def test_the_finetune_student_has_its_own_scale_rows_and_pipeline_seeds():
     args = reproduce.parse_args(["--student", "finetune"])
     nli = reproduce.task_args(args, reproduce.TASKS["nli"])
-    assert (nli.source_limit, nli.per_class, nli.generation_dtype, nli.student_epochs) == (300, 60, "auto", 3)
+    assert (nli.source_limit, nli.per_class, nli.generation_dtype, nli.student_epochs) == (300, 60, "auto", 5)
+    assert reproduce.task_args(args, reproduce.TASKS["sentiment"]).student_epochs == 3
     assert (nli.teacher_lr, nli.student_lr) == (1.5e-4, 1.5e-4)
     assert args.rows == reproduce.FINETUNE_ROWS and len(args.rows) == 7 and args.pipeline_seeds is True
     args = reproduce.parse_args(["--student", "finetune", "--no-pipeline-seeds", "--source-limit", "900"])
