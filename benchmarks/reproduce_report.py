@@ -15,6 +15,9 @@ import numpy as np
 STUDENT_ONLY_SEEDS = ("the student only (initialisation, data order) and the SRC+GEN / GEN draws; the generations, "
                       "teacher and selections are built once (seed 42)")
 
+# a student whose target predictions are this much one class counts as "one-class" in the table
+ONE_CLASS = 0.95
+
 # XNLI dev accuracy from the paper (XLM-R large, SNLI 15K source), as quoted in ../shared/data/README.md.
 PAPER = {
     "zero-shot": {"SRC": (65.54, 57.15, 57.63), "SRC+GEN": (70.10, 63.92, 63.34), "T-top-k": (70.82, 62.98, 63.74)},
@@ -32,12 +35,17 @@ def markdown(res: dict) -> str:
     n = res["scale"]["seeds"]
     caption = [f"Student: {student}.", "", f"{n} seed{'s' * (n != 1)}; seeds vary {seeds}.", ""]
     head = ["row", *langs, "avg", "p vs SRC+GEN", "p vs SRC"]
+    shares = any("top_class_share" in s for r in res["rows"].values() for s in r["seeds"])  # older runs lack it
+    if shares:
+        head.append(f"one-class students (>= {ONE_CLASS:.0%} one class)")
     if res["task"] == "nli":
         head += [f"paper zero-shot ({'/'.join(langs)})", "paper translate-train"]
     lines = [*caption, "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row, r in res["rows"].items():
         cells = [row, *(f"{r['mean'][k]:.2f} ± {r['std'][k]:.2f}" for k in [*langs, "avg"])]
         cells += [f"{r['p_vs'][b]:.3f}" if b in r["p_vs"] else "—" for b in ("SRC+GEN", "SRC")]
+        if shares:
+            cells.append(f"{sum(s.get('top_class_share', 0) >= ONE_CLASS for s in r['seeds'])} of {len(r['seeds'])}")
         if res["task"] == "nli":
             cells += [" / ".join(f"{v:.2f}" for v in PAPER[s][row]) if row in PAPER[s] else "" for s in PAPER]
         lines.append("| " + " | ".join(cells) + " |")

@@ -100,6 +100,19 @@ def test_the_finetune_student_has_its_own_scale_rows_and_pipeline_seeds():
     assert args.pipeline_seeds is False and reproduce.task_args(args, reproduce.TASKS["nli"]).source_limit == 900
 
 
+def test_one_class_students_are_counted_in_the_table():
+    assert reproduce.top_class_share([np.array([2, 2, 2]), np.array([2, 2, 0])]) == round(5 / 6, 3)
+    seeds = [{"seed": i, "train_rows": 9, "hi": 40.0, "top_class_share": share} for i, share in enumerate((1.0, 0.5))]
+    res = {"task": "sentiment", "scale": {"seeds": 2}, "seeds_vary": "x",
+           "rows": {"SRC": {"mean": {"hi": 40.0, "avg": 40.0}, "std": {"hi": 0.0, "avg": 0.0}, "p_vs": {},
+                            "seeds": seeds}}}
+    table = reproduce.markdown(res)
+    assert "one-class students" in table and table.rstrip().endswith("| 1 of 2 |")
+    for s in seeds:  # tables of runs made before the count have no column
+        del s["top_class_share"]
+    assert "one-class" not in reproduce.markdown(res)
+
+
 def test_permutation_p_agrees_with_scipy():
     from scipy.stats import permutation_test
 
@@ -170,7 +183,10 @@ def test_tiny_run_of_each_student_writes_a_labelled_table(tiny_bench, student):
     for row in res["rows"].values():
         assert set(row["mean"]) == {"mr", "hi", "avg"} and 0 <= row["mean"]["avg"] <= 100
         assert row["seeds"][0]["train_rows"] >= 25  # 30 gold rows minus nothing; + generated for SRC+GEN / T-
+        share = row["seeds"][0]["top_class_share"]
+        assert 1 / 3 <= share <= 1  # the most predicted of 3 classes over the target rows
     table = stem.with_suffix(".md").read_text()
+    assert "one-class students" in table.splitlines()[4]
     users_train = student == "finetune"  # the fine-tuned table varies the whole pipeline by default
     assert table.startswith(f"Student: {student} (the {'student users train' if users_train else 'fast sweep'}")
     assert f"1 seed; seeds vary {'the whole pipeline' if users_train else 'the student only'}" in table

@@ -20,6 +20,11 @@ def epoch_selection_args(output_dir: str, epochs: int, learning_rate: float, bat
     ) | overrides
 
 
+def on_accelerator(model):
+    """``model`` on the GPU when there is one (training and labelling follow the Trainer there), else as is."""
+    return model.cuda() if torch.cuda.is_available() else model
+
+
 @torch.inference_mode()
 def predict_logits(model, tokenizer, texts: list[list[str]], max_length: int = 128, batch_size: int = 64) -> np.ndarray:
     """Logits of a sequence classifier over parallel text columns ``texts`` (one list per column),

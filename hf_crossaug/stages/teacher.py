@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback
 
 from ..config.teacher import TeacherConfig
-from ..models.training import epoch_selection_args, predict_logits
+from ..models.training import epoch_selection_args, on_accelerator, predict_logits
 from ..utils.fingerprint import content_fingerprint, fingerprint
 from ..models.resolve import ENCODER_DEFAULT, ModelRef, resolve_model
 from ..config.tasks import TaskSpec, teacher_features
@@ -97,7 +97,7 @@ def train_teacher(
     if config.freeze_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     args = TrainingArguments(**epoch_selection_args(str(out), config.epochs, config.learning_rate, config.batch_size,
-                                                    config.seed, use_cpu=True))
+                                                    config.seed))
     snapshots = EpochSnapshots(out / "epochs")
     trainer = Trainer(
         model=model, args=args, processing_class=tokenizer,
@@ -129,7 +129,7 @@ class EpochSnapshots(TrainerCallback):
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{len(self.files) + 1:03d}.safetensors"
-        save_file({n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad},
+        save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad},
                   str(self.folder / name))
         self.files.append(f"{self.folder.name}/{name}")
 
@@ -146,7 +146,8 @@ def label(ds: Dataset, task: TaskSpec, teacher: Teacher, max_length: int = 128) 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(teacher.path / "best"))
-    model = AutoModelForSequenceClassification.from_pretrained(str(teacher.path / "best"), use_safetensors=True)
+    model = on_accelerator(AutoModelForSequenceClassification.from_pretrained(str(teacher.path / "best"),
+                                                                              use_safetensors=True))
     probs = predict_probs(model, tokenizer, ds, task, max_length)
     per_epoch = []
     for snap in teacher.epoch_checkpoints:  # the same model object, each epoch's trainable weights swapped in

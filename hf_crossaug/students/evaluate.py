@@ -8,13 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import torch
 from datasets import Dataset
 
 from ..config.tasks import MultipleChoiceSpec, TaskSpec, get_task
 from ..metrics.functions import per_language_scores
 from ..models.resolve import ENCODER_DEFAULT, resolve_model
-from ..models.training import one_line_load_errors, predict_logits
+from ..models.training import on_accelerator, one_line_load_errors, predict_logits
 from ..stages.source import FORMATS, load_source, normalise
 from ..utils.files import RESULTS_FILE
 from .card import save_results
@@ -105,8 +104,7 @@ def evaluate_model(model_dir_or_id: str | Path, targets: Mapping[str, str], task
     with one_line_load_errors(ref.name):
         tokenizer = AutoTokenizer.from_pretrained(ref.path)
         model = model_class.from_pretrained(ref.path, use_safetensors=True).eval()
-    if torch.cuda.is_available():
-        model.cuda()
+    on_accelerator(model)
     return _score(lambda ds: predict_fn(model, tokenizer, ds, task, max_length, batch_size), model_dir_or_id,
                   targets, task, limit, seed, folder, saved, update_card)
 
