@@ -74,7 +74,7 @@ FINETUNE_ROWS = ["SRC", "SRC+GEN", "T-div-k", "T-rand-k", "T_pl-div-k", "T-top-k
 
 # Two scales per task. ``scale``: the frozen-head sweep over all 13 rows (the published tables; bf16 generations
 # as they were made). ``finetune_scale``: the students users train (the whole encoder, `crossaug train`) on the
-# 7 rows of FINETUNE_ROWS x 3 pipeline seeds, sized for a 2-core CPU (measured: sentiment 69 min, NLI ~95 min):
+# 7 rows of FINETUNE_ROWS x 3 pipeline seeds, sized for a 2-core CPU (measured: sentiment 69 min, NLI 83 min of students on cached builds, ~106 from empty):
 # fine-tuning e5-small runs at ~8.6 NLI pairs/s there, so the gold set is small (300 rows: the few-labels regime), and generation runs in the
 # recipes' dtype (fp32 on CPUs without native bf16, ~4.6x faster there than emulated bf16).
 # 300 gold rows are ~20 optimizer steps an epoch: at the recipes' 5e-5 an NLI teacher was at 0.28 on dev after 3
