@@ -57,6 +57,7 @@ from hf_crossaug.stages.finetune import FinetuneConfig
 from hf_crossaug.stages.source import load_source
 from hf_crossaug.students.frozen import FROZEN_DEFAULTS, FeatureCache, predict, train_head
 from hf_crossaug.students.modes import build_training_set, load_synthetic
+from student_cache import StudentCache, build_digest
 from reproduce_report import PAPER, STUDENT_ONLY_SEEDS, markdown, plot, plot_curves, write  # noqa: F401 (re-exported)
 
 HERE = Path(__file__).resolve().parent
@@ -384,10 +385,18 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
         cache.save()
     timings["target_features_s"] = time.perf_counter() - t
 
+    students = StudentCache(Path(args.work) / "students") if args.student == "finetune" else None
+
     def student_correct(row: str, seed: int, synthetic_: dict, gold_, config: str | None = None,
-                        overrides: dict | None = None) -> tuple[int, dict]:
-        if args.student == "finetune":
-            return finetune_correct(row, seed, args, task, gold_, synthetic_, dev, targets, config, overrides)
+                        overrides: dict | None = None, folder_: Path | None = None, volume: float | None = None
+                        ) -> tuple[int, dict]:
+        if args.student == "finetune":  # minutes each: a rerun reads a finished student from the work folder
+            parts = {"task": task_name, "row": row, "seed": seed, "config": config, "overrides": overrides,
+                     "volume": volume, "build": build_digest(folder_), "model": args.student_model,
+                     "epochs": args.student_epochs, "lr": args.student_lr, "data": str(data), **{k: spec[k] for k in ("source", "dev", "targets")},
+                     **{k: getattr(args, k) for k in ("source_limit", "dev_limit", "target_limit")}}
+            return students.get(parts, lambda: finetune_correct(row, seed, args, task, gold_, synthetic_, dev,
+                                                                targets, config, overrides))
         rows = build_training_set(row, gold_, synthetic_, task, seed=seed, config=config)
         head = train_head(cache.features(rows, task), rows, dev_x, dev, task, seed, epochs=args.student_epochs,
                           **({"lr": args.student_lr} if args.student_lr else {}), **(overrides or {}))
@@ -404,7 +413,7 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
         for row in rows_:
             per_seed = []
             for seed in range(args.seeds):
-                _, _, synthetic_, gold_ = built(seed, lever, k)
+                folder_, _, synthetic_, gold_ = built(seed, lever, k)
                 config = None
                 if volume is not None:  # a seeded share of every kept generation; T-all reads it as its config
                     raw = synthetic_[RAW]
@@ -412,7 +421,7 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
                     share = raw.select(np.sort(np.random.default_rng(seed).permutation(len(raw))[:n]))
                     synthetic_, config = {**synthetic_, VOLUME_CONFIG: share}, VOLUME_CONFIG
                 mode = "T-rand-k" if row == "T-all" else row  # a T- mode reads its config whole: the share
-                n_rows, preds = student_correct(mode, seed, synthetic_, gold_, config, overrides)
+                n_rows, preds = student_correct(mode, seed, synthetic_, gold_, config, overrides, folder_, volume)
                 ok = {lang: preds[lang] == np.asarray(ds["label"]) for lang, ds in targets.items()}
                 accs = {"top_class_share": top_class_share(preds.values())}
                 for lang in targets:
@@ -430,8 +439,10 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
     levers, curves = {}, {"k": [], "k_rows": {}, "volume": []}
 
     def assemble() -> dict:
+        cached = {"students_from_cache": students.hits} if students else {}
         return result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets, embedder, folder,
-                           {**timings, "total_s": time.perf_counter() - t0}, results, correct, levers, builds, curves)
+                           {**timings, "total_s": time.perf_counter() - t0, **cached}, results, correct, levers,
+                           builds, curves)
 
     t, build_before = time.perf_counter(), timings["build_s"]
     order = dict.fromkeys(FINETUNE_ROWS + ROWS if args.student == "finetune" else ROWS)

@@ -193,6 +193,21 @@ def test_tiny_run_of_each_student_writes_a_labelled_table(tiny_bench, student):
     assert res["student"]["settings"]["epochs"] == 1
 
 
+def test_a_rerun_reads_finished_finetuned_students_from_the_work_folder(tiny_bench):
+    """Fine-tuned students are minutes each on a CPU: a rerun (or a lever run repeating the baselines) reads them
+    back, and a changed student setting trains afresh."""
+    common, calls, tmp = tiny_bench
+    stem = tmp / "results" / "reproduce-sentiment-finetune-cache"
+    runs = []
+    for extra in ([], [], ["--student-epochs", "2"]):
+        reproduce.main([*common, "--student", "finetune", "--seeds", "1", "--tag=-cache", *extra])
+        runs.append(json.loads(stem.with_suffix(".json").read_text()))
+    assert runs[1]["timings"]["students_from_cache"] == 3  # SRC, SRC+GEN, T-div-k
+    assert runs[1]["rows"] == runs[0]["rows"]
+    assert runs[2]["timings"]["students_from_cache"] == 0 and runs[2]["student"]["settings"]["epochs"] == 2
+    assert sorted(p.suffix for p in (tmp / "work" / "students").iterdir()) == [".json"] * 6
+
+
 def test_tiny_run_with_pipeline_seeds_rebuilds_per_seed(tiny_bench):
     common, calls, tmp = tiny_bench
     calls.clear()
