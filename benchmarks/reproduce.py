@@ -45,20 +45,32 @@ import time
 from pathlib import Path
 
 import numpy as np
+from reproduce_report import (  # noqa: F401 (re-exported)
+    PAPER,
+    STUDENT_ONLY_SEEDS,
+    markdown,
+    plot,
+    plot_curves,
+    write,
+)
+from student_cache import StudentCache, build_digest
 
 from hf_crossaug.build.export import build_dataset
-from hf_crossaug.config.select import RAW
 from hf_crossaug.config.recipe import Recipe, SourceConfig
+from hf_crossaug.config.select import RAW
 from hf_crossaug.config.student import StudentConfig
 from hf_crossaug.models.embed import SentenceEmbedder
 from hf_crossaug.models.resolve import file_sha256
 from hf_crossaug.stages.daftt import DafttConfig
 from hf_crossaug.stages.finetune import FinetuneConfig
 from hf_crossaug.stages.source import load_source
-from hf_crossaug.students.frozen import FROZEN_DEFAULTS, FeatureCache, predict, train_head
+from hf_crossaug.students.frozen import (
+    FROZEN_DEFAULTS,
+    FeatureCache,
+    predict,
+    train_head,
+)
 from hf_crossaug.students.modes import build_training_set, load_synthetic
-from student_cache import StudentCache, build_digest
-from reproduce_report import PAPER, STUDENT_ONLY_SEEDS, markdown, plot, plot_curves, write  # noqa: F401 (re-exported)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -196,7 +196,7 @@ def test_tiny_run_of_each_student_writes_a_labelled_table(tiny_bench, student):
 def test_a_rerun_reads_finished_finetuned_students_from_the_work_folder(tiny_bench):
     """Fine-tuned students are minutes each on a CPU: a rerun (or a lever run repeating the baselines) reads them
     back, and a changed student setting trains afresh."""
-    common, calls, tmp = tiny_bench
+    common, _, tmp = tiny_bench
     stem = tmp / "results" / "reproduce-sentiment-finetune-cache"
     runs = []
     for extra in ([], [], ["--student-epochs", "2"]):
