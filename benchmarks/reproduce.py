@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 from reproduce_report import (  # noqa: F401 (re-exported)
+    LEVER_SRC,
     PAPER,
     STUDENT_ONLY_SEEDS,
     markdown,
@@ -53,7 +54,7 @@ from reproduce_report import (  # noqa: F401 (re-exported)
     plot_curves,
     write,
 )
-from student_cache import StudentCache, build_digest
+from student_cache import StudentCache, data_digest
 
 from hf_crossaug.build.export import build_dataset
 from hf_crossaug.config.recipe import Recipe, SourceConfig
@@ -145,7 +146,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--permutations", type=int, default=10_000)
     p.add_argument("--levers", nargs="*", default=[], choices=list(LEVERS),
                    help=f"generator levers to add as rows {LEVER_ROWS} (each rebuilds the generations); self-train "
-                        f"(the teacher's lever): rows {TEACHER_LEVER_ROWS}")
+                        f"(the teacher's lever): rows {TEACHER_LEVER_ROWS}; balanced (teacher and students weight "
+                        f"the classes equally): rows {BALANCED_ROWS}, compared with their own SRC")
     p.add_argument("--k-values", nargs="*", default=[], type=k_value,
                    help=f"k curve: rows {K_ROWS} again at each k per class ('all': every kept generation); only the "
                         "selection is rebuilt (generations and teacher come from the cache)")
@@ -214,9 +216,12 @@ LEVERS = {
     "no-domain": None,  # the prompt templates without the target-domain description
     "daftt": None,  # DAFTT: the generator LoRA-tuned on DAFTT_ROWS labelled source rows first (generate mode)
     "self-train": None,  # one self-training round of the teacher (TeacherConfig.self_training_rounds); same generations
+    "balanced": None,  # teacher and students weight the classes equally (class_balance); same generations
 }
 DAFTT_ROWS = 200  # "a few hundred labelled source examples" (10% of the 2,000 source rows)
 LEVER_ROWS = ("SRC+GEN", "T-top-k", "T-div-k")
+# class balance changes the teacher and every student, SRC included: its rows are compared with their own SRC
+BALANCED_ROWS = ("SRC", "SRC+GEN", "T-div-k", "T-rand-k")
 TEACHER_LEVER_ROWS = ("T-rand-k", "T-div-k", "T_pl-div-k")  # a teacher lever leaves SRC+GEN (prompt labels) alone
 
 
@@ -245,6 +250,8 @@ def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int
             raise ValueError(f"no-domain lever: cannot strip the domain from {recipe.templates}")
     if lever == "self-train":
         recipe.teacher = dataclasses.replace(recipe.teacher, self_training_rounds=1)
+    if lever == "balanced":
+        recipe.teacher = dataclasses.replace(recipe.teacher, class_balance=True)
     if lever == "daftt":
         recipe.daftt = DafttConfig(mode="generate", train_rows=min(DAFTT_ROWS, args.source_limit),
                                    finetune=FinetuneConfig(epochs=1, learning_rate=1e-3, batch_size=8, max_length=96))
@@ -400,12 +407,12 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
     students = StudentCache(Path(args.work) / "students") if args.student == "finetune" else None
 
     def student_correct(row: str, seed: int, synthetic_: dict, gold_, config: str | None = None,
-                        overrides: dict | None = None, folder_: Path | None = None, volume: float | None = None
-                        ) -> tuple[int, dict]:
+                        overrides: dict | None = None, volume: float | None = None) -> tuple[int, dict]:
         if args.student == "finetune":  # minutes each: a rerun reads a finished student from the work folder
             parts = {"task": task_name, "row": row, "seed": seed, "config": config, "overrides": overrides,
-                     "volume": volume, "build": build_digest(folder_), "model": args.student_model,
-                     "epochs": args.student_epochs, "lr": args.student_lr, "data": str(data), **{k: spec[k] for k in ("source", "dev", "targets")},
+                     "volume": volume, "data_digest": data_digest(synthetic_, gold_), "model": args.student_model,
+                     "epochs": args.student_epochs, "lr": args.student_lr, "data": str(data),
+                     **{k: spec[k] for k in ("source", "dev", "targets")},
                      **{k: getattr(args, k) for k in ("source_limit", "dev_limit", "target_limit")}}
             return students.get(parts, lambda: finetune_correct(row, seed, args, task, gold_, synthetic_, dev,
                                                                 targets, config, overrides))
@@ -419,13 +426,13 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
         """Train and score ``rows_`` x seeds; returns the table keys (``row [lever]``)."""
         suffix = " ".join([*([lever] if lever else []), *([f"k={k_name(k)}"] if k else []),
                            *([f"volume={volume:g}"] if volume is not None else []),
-                           *(f"{f}={v:g}" for f, v in (overrides or {}).items())])
+                           *(f"{f}={v:g}" for f, v in (overrides or {}).items() if not isinstance(v, bool))])
         suffix = f" [{suffix}]" if suffix else ""
         keys = []
         for row in rows_:
             per_seed = []
             for seed in range(args.seeds):
-                folder_, _, synthetic_, gold_ = built(seed, lever, k)
+                _, _, synthetic_, gold_ = built(seed, lever, k)
                 config = None
                 if volume is not None:  # a seeded share of every kept generation; T-all reads it as its config
                     raw = synthetic_[RAW]
@@ -433,7 +440,7 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
                     share = raw.select(np.sort(np.random.default_rng(seed).permutation(len(raw))[:n]))
                     synthetic_, config = {**synthetic_, VOLUME_CONFIG: share}, VOLUME_CONFIG
                 mode = "T-rand-k" if row == "T-all" else row  # a T- mode reads its config whole: the share
-                n_rows, preds = student_correct(mode, seed, synthetic_, gold_, config, overrides, folder_, volume)
+                n_rows, preds = student_correct(mode, seed, synthetic_, gold_, config, overrides, volume)
                 ok = {lang: preds[lang] == np.asarray(ds["label"]) for lang, ds in targets.items()}
                 accs = {"top_class_share": top_class_share(preds.values())}
                 for lang in targets:
@@ -467,7 +474,10 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
     for lever in args.levers:
         t = time.perf_counter()
         _, lsummary, _, _ = built(0, lever)
-        run_rows(list(TEACHER_LEVER_ROWS if lever == "self-train" else LEVER_ROWS), lever)
+        if lever == "balanced":
+            run_rows(list(BALANCED_ROWS), lever, overrides={"class_balance": True})
+        else:
+            run_rows(list(TEACHER_LEVER_ROWS if lever == "self-train" else LEVER_ROWS), lever)
         if cache:
             cache.save()
         levers[lever] = {"rows": lsummary["rows"], "counts": lsummary["stats"]["counts"],
@@ -502,6 +512,9 @@ def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets
     for row in results:
         results[row]["p_vs"] = {base: permutation_p(pooled[row], pooled[base], args.permutations)
                                 for base in ("SRC+GEN", "SRC") if base != row and base in pooled}
+        own = "SRC" + row[row.index(" ["):] if " [" in row else None  # a lever that retrains SRC (balanced)
+        if own in pooled and own != row:
+            results[row]["p_vs"][LEVER_SRC] = permutation_p(pooled[row], pooled[own], args.permutations)
     stats = summary["stats"]
     out = {
         "task": task_name,

@@ -17,6 +17,7 @@ STUDENT_ONLY_SEEDS = ("the student only (initialisation, data order) and the SRC
 
 # a student whose target predictions are this much one class counts as "one-class" in the table
 ONE_CLASS = 0.95
+LEVER_SRC = "SRC, same lever"  # p_vs key: a lever row against the SRC row of the same lever
 
 # XNLI dev accuracy from the paper (XLM-R large, SNLI 15K source), as quoted in ../shared/data/README.md.
 PAPER = {
@@ -36,6 +37,9 @@ def markdown(res: dict) -> str:
     caption = [f"Student: {student}.", "", f"{n} seed{'s' * (n != 1)}; seeds vary {seeds}.", ""]
     head = ["row", *langs, "avg", "p vs SRC+GEN", "p vs SRC"]
     shares = any("top_class_share" in s for r in res["rows"].values() for s in r["seeds"])  # older runs lack it
+    own = any(LEVER_SRC in r["p_vs"] for r in res["rows"].values())  # a lever that retrains SRC (balanced)
+    if own:
+        head.append("p vs its lever's SRC")
     if shares:
         head.append(f"one-class students (>= {ONE_CLASS:.0%} one class)")
     if res["task"] == "nli":
@@ -43,7 +47,7 @@ def markdown(res: dict) -> str:
     lines = [*caption, "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row, r in res["rows"].items():
         cells = [row, *(f"{r['mean'][k]:.2f} ± {r['std'][k]:.2f}" for k in [*langs, "avg"])]
-        cells += [f"{r['p_vs'][b]:.3f}" if b in r["p_vs"] else "—" for b in ("SRC+GEN", "SRC")]
+        cells += [f"{r['p_vs'][b]:.3f}" if b in r["p_vs"] else "—" for b in ("SRC+GEN", "SRC", *[LEVER_SRC] * own)]
         if shares:
             cells.append(f"{sum(s.get('top_class_share', 0) >= ONE_CLASS for s in r['seeds'])} of {len(r['seeds'])}")
         if res["task"] == "nli":

@@ -3,8 +3,7 @@
 A fine-tuned student takes minutes on a CPU and every lever run repeats the SRC and SRC+GEN baselines its
 significance tests need; a student is deterministic given its inputs (the same seeds reproduced the published
 rows to the digit), so its predictions are cached under a key of everything that decides them: the row, seed
-and student settings, the build it reads (its ``crossaug_build.json`` record, which a rebuild rewrites), the
-source / dev / target data, and the source code of the student (a change there retrains every student).
+and student settings, the content of the synthetic configs and gold rows it reads, the dev / target data, and the source code of the student (a change there retrains every student).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import hf_crossaug
+from hf_crossaug.utils.fingerprint import content_fingerprint
 
 CODE = ("students", "models/training.py", "stages/source.py")  # what trains and feeds a student
 
@@ -59,6 +59,8 @@ class StudentCache:
         return n_rows, preds
 
 
-def build_digest(folder: Path) -> str:
-    """The build's identity: its record (recipe, counts, teacher, timings), rewritten by every rebuild."""
-    return hashlib.sha256((Path(folder) / "crossaug_build.json").read_bytes()).hexdigest()[:32]
+def data_digest(synthetic: dict, gold) -> str:
+    """What a student reads from a build: the content of every synthetic config and of the gold rows (a build's
+    record is rewritten by every run, its data only when a stage reruns)."""
+    parts = [f"{name}={content_fingerprint(ds)}" for name, ds in sorted(synthetic.items())]
+    return hashlib.sha256("\n".join([*parts, f"gold={content_fingerprint(gold)}"]).encode()).hexdigest()[:32]

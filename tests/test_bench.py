@@ -239,6 +239,17 @@ def test_tiny_run_with_k_volume_and_student_lever_rows(tiny_bench):
     assert "| T-all [volume=0.5] |" in stem.with_suffix(".md").read_text()
 
 
+def test_the_balanced_lever_retrains_src_and_compares_each_row_with_its_own_src(tiny_bench):
+    common, _, tmp = tiny_bench
+    reproduce.main([*common, "--seeds", "1", "--tag=-balanced", "--levers", "balanced"])
+    stem = tmp / "results" / "reproduce-sentiment-balanced"
+    rows = json.loads(stem.with_suffix(".json").read_text())["rows"]
+    assert [r for r in rows if "[balanced]" in r] == [f"{r} [balanced]" for r in reproduce.BALANCED_ROWS]
+    assert reproduce.LEVER_SRC in rows["T-div-k [balanced]"]["p_vs"] and reproduce.LEVER_SRC not in rows["T-div-k"]["p_vs"]
+    table = stem.with_suffix(".md").read_text()
+    assert "p vs its lever's SRC" in table and "| SRC [balanced] |" in table
+
+
 def test_bad_curve_and_lever_values_are_one_line_errors(capsys):
     for argv, message in ((["--k-values", "0"], "k must be a positive integer or 'all', got '0'"),
                           (["--student-levers", "epochs=3"], "student lever must be one of temperature, soft_weight"),

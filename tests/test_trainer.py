@@ -253,3 +253,22 @@ def test_lora_model_trains_only_adapters(tiny_tokenizer, tiny_classifier_factory
         assert changed == (n in trainable), n
     tr.save_model(str(tmp_path / "adapter"))
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
+
+
+def test_class_weights_weight_gold_rows_only(tiny_tokenizer, tiny_classifier_factory, tmp_path):
+    """``class_weights`` (``class_balance``): each gold row's CE times its class weight; soft rows unchanged."""
+    tok, model = tiny_tokenizer, tiny_classifier_factory().eval()
+    batch = batch_of(tok, make_ds(tok, ["H", "S", "H", "S", "H"]))
+    weights = [0.5, 2.0, 1.0]
+    tr = DistillationTrainer(model=model, args=config(tmp_path, class_weights=weights), processing_class=tok)
+    with torch.no_grad():
+        logits = model(**model_inputs(tok, batch)).logits
+        soft = batch["is_soft"].bool()
+        hard = ~soft
+        ce = F.cross_entropy(logits, batch["labels"].clamp_min(0), reduction="none")
+        w = torch.tensor(weights)[batch["labels"].clamp_min(0)]
+        kl = kd_loss(logits, batch["teacher_probs"], T, "standard")
+        expected = ((w * ce)[hard].sum() + kl[soft].sum()) / len(soft)
+        torch.testing.assert_close(tr.compute_loss(model, batch), expected)
+        tr.args.class_weights = None
+        torch.testing.assert_close(tr.compute_loss(model, batch), (ce[hard].sum() + kl[soft].sum()) / len(soft))

@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback
 
 from ..config.teacher import TeacherConfig
-from ..models.training import epoch_selection_args, on_accelerator, predict_logits
+from ..models.training import (WeightedCrossEntropy, balanced_class_weights, epoch_selection_args, on_accelerator,
+                               predict_logits)
 from ..utils.fingerprint import content_fingerprint, fingerprint
 from ..models.resolve import ENCODER_DEFAULT, ModelRef, resolve_model
 from ..config.tasks import TaskSpec, teacher_features
@@ -48,8 +49,10 @@ class Teacher:
 
 def training_fields(config: TeacherConfig) -> dict:
     """The fields that make one teacher (its cache key): the number of self-training rounds is not one of them,
-    so round 0 of a self-training build reuses the plain build's teacher."""
-    return {k: v for k, v in asdict(config).items() if k != "self_training_rounds"}
+    so round 0 of a self-training build reuses the plain build's teacher; ``class_balance`` only when on, so the
+    teachers built before it existed keep their keys."""
+    return {k: v for k, v in asdict(config).items()
+            if k != "self_training_rounds" and not (k == "class_balance" and not v)}
 
 
 def split_dev(source: Dataset, config: TeacherConfig) -> tuple[Dataset, Dataset]:
@@ -97,15 +100,18 @@ def train_teacher(
     if config.freeze_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     args = TrainingArguments(**epoch_selection_args(str(out), config.epochs, config.learning_rate, config.batch_size,
-                                                    config.seed))
+                                                    config.seed, config.class_balance))
+    balanced = {"compute_loss_func": WeightedCrossEntropy(balanced_class_weights(source["label"], task.num_labels))
+                } if config.class_balance else {}
     snapshots = EpochSnapshots(out / "epochs")
     trainer = Trainer(
         model=model, args=args, processing_class=tokenizer,
         train_dataset=_tokenize(source, tokenizer, task, config.max_length),
         eval_dataset=_tokenize(dev, tokenizer, task, config.max_length),
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=lambda p: classification_scores(np.argmax(p.predictions, -1), p.label_ids),
-        callbacks=[snapshots],
+        compute_metrics=lambda p: classification_scores(np.argmax(p.predictions, -1), p.label_ids,
+                                                        range(task.num_labels)),
+        callbacks=[snapshots], **balanced,
     )
     trainer_progress(trainer, "teacher")
     trainer.train()

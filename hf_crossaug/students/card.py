@@ -90,7 +90,8 @@ def model_card(results: dict):
     )
     kind, _, strategy = mode.partition("-") if mode.startswith("T") else (mode, "", "")
     sel = results["selection"]
-    selection_text = (f"the epoch with the best accuracy on {sel['dev']} ({sel['dev_size']} rows, "
+    balanced = cfg.get("class_balance", False)
+    selection_text = (f"the epoch with the best {'macro-F1' if balanced else 'accuracy'} on {sel['dev']} ({sel['dev_size']} rows, "
                       f"{'English' if sel['select_by'] == 'english-dev' else 'TARGET-LANGUAGE'} dev, "
                       f"`select_by={sel['select_by']}`): accuracy {sel['dev_accuracy']:.4f}, "
                       f"macro-F1 {sel['dev_macro_f1']:.4f}.")
@@ -99,7 +100,9 @@ def model_card(results: dict):
     hyper = {"epochs": cfg["epochs"], "learning_rate": cfg["learning_rate"], "batch_size": cfg["batch_size"],
              "max_length": cfg["max_length"], "temperature": cfg["temperature"],
              "soft_weight": cfg.get("soft_weight", 1.0), "kd_formulation": cfg["kd_formulation"], "seed": cfg["seed"],
-             "freeze_embeddings": cfg["freeze_embeddings"], "training time (s)": results["timings"]["train_s"]}
+             "freeze_embeddings": cfg["freeze_embeddings"],
+             **({"class_balance": "gold rows' classes weighted equally (balanced)"} if balanced else {}),
+             "training time (s)": results["timings"]["train_s"]}
     head = results.get("head") or {}
     if frozen:  # max_length / freeze_embeddings do not apply: the encoder is frozen, it truncates at its own limit
         hyper = {k: v for k, v in hyper.items() if k not in ("max_length", "freeze_embeddings")}

@@ -107,7 +107,7 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
             use_safetensors=True)
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    args = distillation_config(config, out)
+    args = distillation_config(config, out, train_rows, task.num_labels)
     labels = list(range(task.num_labels))
     trainer = DistillationTrainer(
         model=model, args=args, processing_class=tokenizer,

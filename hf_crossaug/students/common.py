@@ -15,7 +15,7 @@ from datasets import Dataset
 from ..config.student import StudentConfig
 from ..config.tasks import TASKS, TaskSpec
 from ..models.resolve import ENCODER_DEFAULT
-from ..models.training import epoch_selection_args
+from ..models.training import balanced_class_weights, epoch_selection_args
 from ..stages.source import load_source, normalise
 from ..utils.files import BUILD_FILE
 from ..version import __version__
@@ -72,13 +72,19 @@ def student_args(config: StudentConfig, out: Path, **overrides) -> dict:
     """`TrainingArguments` fields shared by every student: evaluate and save each epoch, keep the best
     (``overrides`` replace single fields, e.g. the frozen-feature head's eval batch size)."""
     return epoch_selection_args(str(out / "checkpoints"), config.epochs, config.learning_rate, config.batch_size,
-                                config.seed, **overrides)
+                                config.seed, config.class_balance, **overrides)
 
 
-def distillation_config(config: StudentConfig, out: Path, **overrides) -> DistillationConfig:
-    """`student_args` plus the student's distillation knobs (temperature, formulation, soft-row weight)."""
+def distillation_config(config: StudentConfig, out: Path, train_rows=None, num_labels: int | None = None,
+                        **overrides) -> DistillationConfig:
+    """`student_args` plus the student's distillation knobs (temperature, formulation, soft-row weight, and with
+    ``class_balance`` the balanced class weights of ``train_rows``' gold labels)."""
+    weights = None
+    if config.class_balance:
+        weights = balanced_class_weights(train_rows["label"], num_labels)
     return DistillationConfig(**student_args(config, out, **overrides), distill_temperature=config.temperature,
-                              kd_formulation=config.kd_formulation, soft_weight=config.soft_weight)
+                              kd_formulation=config.kd_formulation, soft_weight=config.soft_weight,
+                              class_weights=weights)
 
 
 def fit_best_epoch(trainer, out: Path) -> tuple[dict, str | None, list[dict], float]:

@@ -32,7 +32,7 @@ from torch import nn
 from ..config.student import StudentConfig
 from ..config.tasks import TaskSpec, get_task
 from ..models.embed import SentenceEmbedder
-from ..models.training import epoch_selection_args
+from ..models.training import balanced_class_weights, epoch_selection_args
 from .trainer import DistillationConfig, DistillationTrainer
 
 HEAD_FILE = "crossaug_head.json"  # marks a frozen-feature student's folder
@@ -132,13 +132,15 @@ def head_trainer(model: FeatureHead, args: DistillationConfig, train_x: np.ndarr
 def train_head(train_x: np.ndarray, train_rows: Dataset, dev_x: np.ndarray, dev: Dataset, task: TaskSpec,
                seed: int, epochs: int = FROZEN_DEFAULTS["epochs"], lr: float = FROZEN_DEFAULTS["learning_rate"],
                batch_size: int = FROZEN_DEFAULTS["batch_size"], temperature: float = 1.5,
-               soft_weight: float = 1.0) -> FeatureHead:
+               soft_weight: float = 1.0, class_balance: bool = False) -> FeatureHead:
     """Train one student head with `DistillationTrainer`; the best epoch on ``dev`` is kept (nothing saved)."""
     torch.manual_seed(seed)
     model = FeatureHead(train_x.shape[1], task.num_labels)
+    weights = balanced_class_weights(train_rows["label"], task.num_labels) if class_balance else None
     with tempfile.TemporaryDirectory() as tmp:
-        args = DistillationConfig(**epoch_selection_args(tmp, epochs, lr, batch_size, seed, **FROZEN_TRAINER_OVERRIDES),
-                                  distill_temperature=temperature, soft_weight=soft_weight)
+        args = DistillationConfig(**epoch_selection_args(tmp, epochs, lr, batch_size, seed, class_balance,
+                                                         **FROZEN_TRAINER_OVERRIDES),
+                                  distill_temperature=temperature, soft_weight=soft_weight, class_weights=weights)
         head_trainer(model, args, train_x, train_rows, dev_x, dev, task).train()
     return model.eval()
 
@@ -166,7 +168,7 @@ def fit_frozen(config: StudentConfig, task: TaskSpec, train_rows: Dataset, dev: 
         f"head input {train_x.shape[1]} dims")
     torch.manual_seed(config.seed)
     model = FeatureHead(train_x.shape[1], task.num_labels)
-    args = distillation_config(config, out, **FROZEN_TRAINER_OVERRIDES)
+    args = distillation_config(config, out, train_rows, task.num_labels, **FROZEN_TRAINER_OVERRIDES)
     fit = fit_best_epoch(head_trainer(model, args, train_x, train_rows, dev_x, dev, task), out)
     (out / "training_args.bin").unlink(missing_ok=True)  # pickled; the settings are in crossaug_student.json
     head = {"backend": BACKEND, "task": task.name, "labels": list(task.labels), "text_columns": list(task.text_columns),

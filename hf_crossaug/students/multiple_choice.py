@@ -67,6 +67,9 @@ def train_mc_student(config, task: MultipleChoiceSpec, dataset_ref, gold_source,
     from ..metrics.functions import classification_scores
     from .card import save_results
 
+    if config.class_balance:
+        raise ValueError(f"class_balance weights the classes of a classification task; {task.name!r} is multiple "
+                         "choice (its labels are answer positions)")
     t0 = time.perf_counter()
     if config.mode not in MODES:
         raise ValueError(f"multiple-choice students train in mode {', '.join(MODES)}; got {config.mode!r}")

@@ -11,6 +11,8 @@ rows. One batch may hold both kinds, so a per-row mask routes each row. Batch co
 
 Loss of an optimizer step = (hard_weight * sum CE over hard rows + soft_weight * sum KL over soft rows) / number of
 counted rows, i.e. a per-row mean; ``hard_weight = soft_weight = 1`` is the paper's "gold CE + generated KL".
+``class_weights`` weight each gold row's CE by its class (balanced weights average to 1 over the gold rows, so the
+scale stays); soft rows are not reweighted: their class mass is the teacher's.
 
 ``kd_formulation``:
 
@@ -79,6 +81,8 @@ class DistillationConfig(TrainingArguments):
     soft_weight: float = field(default=1.0, metadata={"help": "Weight of the KL term (soft rows)."})
     hard_weight: float = field(default=1.0, metadata={"help": "Weight of the CE term (gold rows)."})
     kd_formulation: str = field(default="standard", metadata={"help": "'standard' (Hinton, T^2) or 'reference'."})
+    class_weights: list[float] | None = field(default=None, metadata={
+        "help": "Per-class weights of the CE on gold rows (e.g. models.training.balanced_class_weights)."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep teacher_probs/is_soft columns."})
     label_names: list[str] | None = field(default_factory=lambda: ["labels"], metadata={"help": "Gold label keys."})
 
@@ -190,7 +194,8 @@ class DistillationTrainer(Trainer):
         ce = zero
         if hard.any():
             safe_labels = torch.where(hard, labels.to(device), torch.zeros_like(labels.to(device)))
-            ce = torch.where(hard, F.cross_entropy(logits.float(), safe_labels, reduction="none"), zero)
+            weight = None if self.args.class_weights is None else logits.new_tensor(self.args.class_weights).float()
+            ce = torch.where(hard, F.cross_entropy(logits.float(), safe_labels, weight=weight, reduction="none"), zero)
         kl = zero
         if soft.any():
             if teacher_probs is None:
