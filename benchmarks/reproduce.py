@@ -157,6 +157,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--student-levers", nargs="*", default=[], type=student_lever,
                    help=f"student levers FIELD=VALUE ({', '.join(STUDENT_LEVER_FIELDS)}): rows {STUDENT_LEVER_ROWS} "
                         "with that student setting")
+    p.add_argument("--curves-on", choices=list(LEVERS),
+                   help="build the k / volume curves and the student-lever rows on this lever's build, with its "
+                        "student settings (balanced: class_balance), e.g. --levers balanced --curves-on balanced")
     p.add_argument("--rows", nargs="*", choices=ROWS,
                    help="rows of the main table to run (default: all 13 with the frozen-features student, "
                         f"{' '.join(FINETUNE_ROWS)} with finetune; SRC and SRC+GEN always run: the significance "
@@ -221,7 +224,8 @@ LEVERS = {
 DAFTT_ROWS = 200  # "a few hundred labelled source examples" (10% of the 2,000 source rows)
 LEVER_ROWS = ("SRC+GEN", "T-top-k", "T-div-k")
 # class balance changes the teacher and every student, SRC included: its rows are compared with their own SRC
-BALANCED_ROWS = ("SRC", "SRC+GEN", "T-div-k", "T-rand-k")
+BALANCED_ROWS = ("SRC", "SRC+GEN", "T-div-k", "T-rand-k", "GEN")
+LEVER_STUDENT = {"balanced": {"class_balance": True}}  # the student settings a lever brings to its rows
 TEACHER_LEVER_ROWS = ("T-rand-k", "T-div-k", "T_pl-div-k")  # a teacher lever leaves SRC+GEN (prompt labels) alone
 
 
@@ -475,7 +479,7 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
         t = time.perf_counter()
         _, lsummary, _, _ = built(0, lever)
         if lever == "balanced":
-            run_rows(list(BALANCED_ROWS), lever, overrides={"class_balance": True})
+            run_rows(list(BALANCED_ROWS), lever, overrides=LEVER_STUDENT[lever])
         else:
             run_rows(list(TEACHER_LEVER_ROWS if lever == "self-train" else LEVER_ROWS), lever)
         if cache:
@@ -486,20 +490,22 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
                          "teacher": lsummary["stats"]["teacher"], "timings": lsummary["stats"]["timings"], "seconds": round(time.perf_counter() - t, 1)}
         if checkpoint:
             checkpoint(assemble())
+    on, extra = args.curves_on, LEVER_STUDENT.get(args.curves_on, {})  # the curves on a lever's build
     for k in args.k_values:
         curves["k"].extend({"k": k_name(k), "row": row, "key": key}
-                           for row, key in zip(K_ROWS, run_rows(list(K_ROWS), k=k)))
-        curves["k_rows"][k_name(k)] = built(0, None, k)[1]["rows"]
+                           for row, key in zip(K_ROWS, run_rows(list(K_ROWS), on, k=k, overrides=extra or None)))
+        curves["k_rows"][k_name(k)] = built(0, on, k)[1]["rows"]
         if checkpoint:
             checkpoint(assemble())
     for volume in args.volumes:
         n = max(1, round(volume * len(synthetic[RAW])))
         curves["volume"].extend({"volume": volume, "generations": n, "row": row, "key": key}
-                                for row, key in zip(VOLUME_ROWS, run_rows(list(VOLUME_ROWS), volume=volume)))
+                                for row, key in zip(VOLUME_ROWS, run_rows(list(VOLUME_ROWS), on, volume=volume,
+                                                                          overrides=extra or None)))
         if checkpoint:
             checkpoint(assemble())
     for name, value in args.student_levers:
-        run_rows(list(STUDENT_LEVER_ROWS), overrides={name: value})
+        run_rows(list(STUDENT_LEVER_ROWS), on, overrides={**extra, name: value})
         if checkpoint:
             checkpoint(assemble())
     return assemble()
@@ -512,8 +518,9 @@ def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets
     for row in results:
         results[row]["p_vs"] = {base: permutation_p(pooled[row], pooled[base], args.permutations)
                                 for base in ("SRC+GEN", "SRC") if base != row and base in pooled}
-        own = "SRC" + row[row.index(" ["):] if " [" in row else None  # a lever that retrains SRC (balanced)
-        if own in pooled and own != row:
+        inner = row[row.index(" [") + 2:-1] if " [" in row else ""  # a lever that retrains SRC (balanced)
+        own = next((f"SRC [{x}]" for x in (inner, inner.split(" ")[0]) if x and f"SRC [{x}]" in pooled), None)
+        if own and own != row:
             results[row]["p_vs"][LEVER_SRC] = permutation_p(pooled[row], pooled[own], args.permutations)
     stats = summary["stats"]
     out = {
