@@ -254,8 +254,9 @@ def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int
             raise ValueError(f"no-domain lever: cannot strip the domain from {recipe.templates}")
     if lever == "self-train":
         recipe.teacher = dataclasses.replace(recipe.teacher, self_training_rounds=1)
-    if lever == "balanced":
-        recipe.teacher = dataclasses.replace(recipe.teacher, class_balance=True)
+    # the published tables' teachers were trained unweighted: pinned, so a recipe's class_balance default cannot
+    # switch them (the balanced lever turns it on)
+    recipe.teacher = dataclasses.replace(recipe.teacher, class_balance=lever == "balanced")
     if lever == "daftt":
         recipe.daftt = DafttConfig(mode="generate", train_rows=min(DAFTT_ROWS, args.source_limit),
                                    finetune=FinetuneConfig(epochs=1, learning_rate=1e-3, batch_size=8, max_length=96))

@@ -113,8 +113,11 @@ def plot_curves(res: dict, path: Path) -> bool:
                          for p in points if p["row"] == row)
             ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
                         label=row)
-        if "SRC" in rows:
-            ax.axhline(rows["SRC"]["mean"]["avg"], color="grey", linestyle="--", label="SRC")
+        # a curve on a lever's build (--curves-on balanced) is read against that lever's SRC too
+        lever = next((p["key"][p["key"].index(" [") + 2:-1].split(" ")[0] for p in points if " [" in p["key"]), "")
+        for base, style in (("SRC", "--"), (f"SRC [{lever}]", ":")):
+            if base in rows:
+                ax.axhline(rows[base]["mean"]["avg"], color="grey", linestyle=style, label=base)
         ax.set_xlabel(label)
         ax.set_ylabel("average target accuracy (%)")
         ax.legend()

@@ -42,16 +42,21 @@ def test_a_balanced_build_trains_its_own_teacher_and_its_card_says_so(tiny_llm_d
     assert "class_balance=True" in DatasetCard.load(tmp_path / "balanced" / "README.md").text
 
 
-def test_a_balanced_student_picks_its_epoch_by_macro_f1_and_its_card_says_so(tmp_path, tiny_encoder_dir):
+def test_a_student_follows_its_datasets_teacher_and_picks_its_epoch_by_macro_f1(tmp_path, tiny_encoder_dir):
     from hf_crossaug.students.classification import train_student
 
     synth = write_synth_dataset(tmp_path / "synth")
     cfg = StudentConfig(model=str(tiny_encoder_dir), mode="T-div-k", epochs=3, batch_size=8, max_length=48,
-                        limit=24, seed=0, class_balance=True)
+                        limit=24, seed=0)  # class_balance None: as the dataset's teacher
+    res = train_student(cfg, str(synth), "seed", None, tmp_path / "plain", log=lambda m: None)
+    assert res["config"]["class_balance"] is False
+    build = json.loads((synth / "crossaug_build.json").read_text())
+    build["recipe"]["teacher"] = {"class_balance": True}  # a balanced recipe (mahasent-mr-synth)
+    (synth / "crossaug_build.json").write_text(json.dumps(build))
     res = train_student(cfg, str(synth), "seed", None, tmp_path / "student", log=lambda m: None)
+    assert res["config"]["class_balance"] is True
     sel = res["selection"]
     assert sel["dev_macro_f1"] == max(h["macro_f1"] for h in sel["history"])
-    assert json.loads((tmp_path / "student" / "crossaug_student.json").read_text())["config"]["class_balance"]
     card = ModelCard.load(tmp_path / "student" / "README.md").text
     assert "the best macro-F1 on" in card and "classes weighted equally" in card
 
@@ -66,3 +71,14 @@ def test_class_balance_is_a_train_option_and_a_one_line_error_for_multiple_choic
     cfg = StudentConfig(model=str(tiny_encoder_dir), mode="SRC", task="copa", epochs=1, class_balance=True)
     with pytest.raises(ValueError, match="class_balance weights the classes of a classification task; 'copa'"):
         train_student(cfg, {}, "seed", None, tmp_path / "mc", log=lambda m: None)
+
+
+def test_the_sentiment_recipes_balance_their_teachers():
+    from pathlib import Path
+
+    from hf_crossaug.config.recipe import Recipe
+
+    scripts = Path(__file__).resolve().parents[1] / "dataset_scripts"
+    for name in ("mahasent-mr-synth", "iitp-hi-synth-direct"):
+        assert Recipe.from_yaml(scripts / f"{name}.yaml").teacher.class_balance is True
+    assert Recipe.from_yaml(scripts / "xnli-sw-synth.yaml").teacher.class_balance is False  # SNLI is balanced

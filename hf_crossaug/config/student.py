@@ -41,8 +41,9 @@ class StudentConfig:
     soft_weight: float = option(1.0, "weight of the KL term on generated rows against CE on gold rows "
                                 "(1 = the paper's plain sum)")
     kd_formulation: str = option("standard", "standard (Hinton, T^2) or reference (the paper's code)")
-    class_balance: bool = option(False, "weight the gold rows' classes equally and pick the epoch by dev macro-F1 "
-                                 "(when the target's class mix differs from the English data's)")
+    class_balance: bool | None = option(None, "weight the gold rows' classes equally and pick the epoch by dev "
+                                        "macro-F1, for targets whose class mix is not the English data's (default: "
+                                        "as the dataset's recipe trained its teacher, teacher.class_balance)")
     seed: int = option(42, "seed for sampling and training")
     select_by: str = option("english-dev", "english-dev, or target-dev when --dev is target-language")
     # most of a small multilingual encoder's weights; keeps CPU training fast

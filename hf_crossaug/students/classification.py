@@ -17,6 +17,8 @@ results file, card and `evaluate_model`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import time
 from collections.abc import Mapping
@@ -73,6 +75,8 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
                              "needs backend 'finetune'")
         return train_mc_student(config, task, dataset_ref, gold_source, dev, out, info, log)
 
+    if config.class_balance is None:  # a student follows the balance its dataset's teacher was trained with
+        config = dataclasses.replace(config, class_balance=bool(recipe.get("teacher", {}).get("class_balance")))
     gold, gold_name, dev_ds, dev_name = gold_and_dev(task, gold_source, dev, config)
     generated = None if mode.config is None else (
         dataset_ref if isinstance(dataset_ref, Mapping) else (lambda name: synthetic(dataset_ref, name)))
