@@ -3,7 +3,8 @@
 A fine-tuned student takes minutes on a CPU and every lever run repeats the SRC and SRC+GEN baselines its
 significance tests need; a student is deterministic given its inputs (the same seeds reproduced the published
 rows to the digit), so its predictions are cached under a key of everything that decides them: the row, seed
-and student settings, the content of the synthetic configs and gold rows it reads, the dev / target data, and the source code of the student (a change there retrains every student).
+and student settings, the content of the synthetic configs and gold rows it reads, the dev / target data, and
+the source code of the student (a change there retrains every student).
 """
 
 from __future__ import annotations

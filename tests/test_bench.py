@@ -246,7 +246,8 @@ def test_the_balanced_lever_retrains_src_and_compares_each_row_with_its_own_src(
     stem = tmp / "results" / "reproduce-sentiment-balanced"
     rows = json.loads(stem.with_suffix(".json").read_text())["rows"]
     assert [r for r in rows if "[balanced]" in r] == [f"{r} [balanced]" for r in reproduce.BALANCED_ROWS]
-    assert reproduce.LEVER_SRC in rows["T-div-k [balanced]"]["p_vs"] and reproduce.LEVER_SRC not in rows["T-div-k"]["p_vs"]
+    assert reproduce.LEVER_SRC in rows["T-div-k [balanced]"]["p_vs"]
+    assert reproduce.LEVER_SRC not in rows["T-div-k"]["p_vs"]
     assert reproduce.LEVER_SRC in rows["T-all [balanced volume=0.5]"]["p_vs"]  # the curve on the lever's build
     table = stem.with_suffix(".md").read_text()
     assert "p vs its lever's SRC" in table and "| SRC [balanced] |" in table

@@ -16,7 +16,8 @@ def epoch_selection_args(output_dir: str, epochs: int, learning_rate: float, bat
         output_dir=output_dir, num_train_epochs=epochs, learning_rate=learning_rate,
         per_device_train_batch_size=batch_size, per_device_eval_batch_size=64,
         eval_strategy="epoch", save_strategy="epoch", save_only_model=True, save_total_limit=1,
-        load_best_model_at_end=True, metric_for_best_model="macro_f1" if class_balance else "accuracy", seed=seed, data_seed=seed,
+        load_best_model_at_end=True, metric_for_best_model="macro_f1" if class_balance else "accuracy",
+        seed=seed, data_seed=seed,
         report_to=[], logging_strategy="epoch", disable_tqdm=False, dataloader_pin_memory=torch.cuda.is_available(),
     ) | overrides
 

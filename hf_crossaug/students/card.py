@@ -91,7 +91,8 @@ def model_card(results: dict):
     kind, _, strategy = mode.partition("-") if mode.startswith("T") else (mode, "", "")
     sel = results["selection"]
     balanced = cfg.get("class_balance", False)
-    selection_text = (f"the epoch with the best {'macro-F1' if balanced else 'accuracy'} on {sel['dev']} ({sel['dev_size']} rows, "
+    selection_text = (f"the epoch with the best {'macro-F1' if balanced else 'accuracy'} on {sel['dev']} "
+                      f"({sel['dev_size']} rows, "
                       f"{'English' if sel['select_by'] == 'english-dev' else 'TARGET-LANGUAGE'} dev, "
                       f"`select_by={sel['select_by']}`): accuracy {sel['dev_accuracy']:.4f}, "
                       f"macro-F1 {sel['dev_macro_f1']:.4f}.")
