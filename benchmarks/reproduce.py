@@ -164,6 +164,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="rows of the main table to run (default: all 13 with the frozen-features student, "
                         f"{' '.join(FINETUNE_ROWS)} with finetune; SRC and SRC+GEN always run: the significance "
                         "tests compare with them)")
+    p.add_argument("--lever-rows", nargs="*", choices=ROWS,
+                   help="run only these of each lever's rows (default: all of them), e.g. --levers balanced "
+                        "--lever-rows SRC to have a lever's own SRC for a curve on its build")
     p.add_argument("--work", default="outputs/.reproduce-work", help="cache of builds (resumable)")
     p.add_argument("--out", default=str(HERE / "results"), help="where the JSON, table and plot go")
     p.add_argument("--tag", default="", help="suffix of the result files")
@@ -479,10 +482,9 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
     for lever in args.levers:
         t = time.perf_counter()
         _, lsummary, _, _ = built(0, lever)
-        if lever == "balanced":
-            run_rows(list(BALANCED_ROWS), lever, overrides=LEVER_STUDENT[lever])
-        else:
-            run_rows(list(TEACHER_LEVER_ROWS if lever == "self-train" else LEVER_ROWS), lever)
+        lever_rows = BALANCED_ROWS if lever == "balanced" else TEACHER_LEVER_ROWS if lever == "self-train" else LEVER_ROWS
+        run_rows([r for r in lever_rows if args.lever_rows is None or r in args.lever_rows], lever,
+                 overrides=LEVER_STUDENT.get(lever))
         if cache:
             cache.save()
         levers[lever] = {"rows": lsummary["rows"], "counts": lsummary["stats"]["counts"],
