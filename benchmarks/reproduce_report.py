@@ -88,45 +88,82 @@ def plot_curves(res: dict, path: Path) -> bool:
     """Average target accuracy vs k per class and vs the number of generations used (the k and volume curves),
     SRC as a line; False when the run had neither curve."""
     curves = res.get("curves") or {}
-    panels = [(name, xs) for name, xs in (("k", curves.get("k")), ("volume", curves.get("volume"))) if xs]
+    panels = [name for name in ("k", "volume") if curves.get(name)]
     if not panels:
         return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, name in zip(axes[0], panels):
+        (_draw_k if name == "k" else _draw_volume)(ax, [res])
+    _finish(fig, res, path)
+    return True
+
+
+def plot_volume_runs(runs: list[dict], path: Path) -> dict[str, list[tuple]]:
+    """One volume curve from several runs of a task (say --per-class 60 and 180 on the same pipeline seeds): the
+    x axis is the generations a row used, so a run with more prompts extends a smaller run's curve. Returns the
+    plotted (generations, mean, std) per row."""
+    if not any((r.get("curves") or {}).get("volume") for r in runs):
+        raise ValueError("none of these runs has a volume curve (reproduce.py --volumes)")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = _draw_volume(ax, runs)
+    _finish(fig, runs[0], path)
+    return drawn
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows, main_k = res["rows"], res["scale"]["k"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-    for ax, (name, points) in zip(axes[0], panels):
-        if name == "k":  # the main table's rows are the curve's point at the main k
-            curve_rows = dict.fromkeys(p["row"] for p in points)
-            points = [*points, *({"k": str(main_k), "row": r, "key": r} for r in curve_rows if r in rows)]
-            order = {k: i for i, k in enumerate(sorted({p["k"] for p in points},
-                                                       key=lambda k: float("inf") if k == "all" else int(k)))}
-            x_of, label = (lambda p: order[p["k"]]), "k per class"
-            ax.set_xticks(list(order.values()), list(order))
-        else:
-            x_of, label = (lambda p: p["generations"]), "generations used (share of the kept ones)"
-        for row in dict.fromkeys(p["row"] for p in points):
-            pts = sorted((x_of(p), rows[p["key"]]["mean"]["avg"], rows[p["key"]]["std"]["avg"])
-                         for p in points if p["row"] == row)
-            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
-                        label=row)
-        # a curve on a lever's build (--curves-on balanced) is read against that lever's SRC too
-        lever = next((p["key"][p["key"].index(" [") + 2:-1].split(" ")[0] for p in points if " [" in p["key"]), "")
-        for base, style in (("SRC", "--"), (f"SRC [{lever}]", ":")):
-            if base in rows:
-                ax.axhline(rows[base]["mean"]["avg"], color="grey", linestyle=style, label=base)
-        ax.set_xlabel(label)
-        ax.set_ylabel("average target accuracy (%)")
-        ax.legend()
+    return plt
+
+
+def _draw_k(ax, runs: list[dict]) -> None:
+    res = runs[0]
+    points = res["curves"]["k"]  # the main table's rows are the curve's point at the main k
+    curve_rows = dict.fromkeys(p["row"] for p in points)
+    points = [*({**p, "run": 0} for p in points),
+              *({"k": str(res["scale"]["k"]), "row": r, "key": r, "run": 0} for r in curve_rows if r in res["rows"])]
+    order = {k: i for i, k in enumerate(sorted({p["k"] for p in points},
+                                               key=lambda k: float("inf") if k == "all" else int(k)))}
+    _draw_points(ax, runs, points, lambda p: order[p["k"]], "k per class")
+    ax.set_xticks(list(order.values()), list(order))
+
+
+def _draw_volume(ax, runs: list[dict]) -> dict[str, list[tuple]]:
+    points = [{**p, "run": i} for i, r in enumerate(runs) for p in (r.get("curves") or {}).get("volume", [])]
+    return _draw_points(ax, runs, points, lambda p: p["generations"], "generations used (share of the kept ones)")
+
+
+def _draw_points(ax, runs: list[dict], points: list[dict], x_of, label: str) -> dict[str, list[tuple]]:
+    """One line per row over ``points`` (each names its run and its key there), the runs' SRC rows as lines."""
+    drawn = {}
+    for row in dict.fromkeys(p["row"] for p in points):
+        pts = drawn[row] = sorted((x_of(p), runs[p["run"]]["rows"][p["key"]]["mean"]["avg"],
+                                   runs[p["run"]]["rows"][p["key"]]["std"]["avg"]) for p in points if p["row"] == row)
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                    label=row)
+    # a curve on a lever's build (--curves-on balanced) is read against that lever's SRC too
+    lever = next((p["key"][p["key"].index(" [") + 2:-1].split(" ")[0] for p in points if " [" in p["key"]), "")
+    for base, style in (("SRC", "--"), (f"SRC [{lever}]", ":")):
+        rows = next((r["rows"] for r in runs if base in r["rows"]), None)
+        if rows:
+            ax.axhline(rows[base]["mean"]["avg"], color="grey", linestyle=style, label=base)
+    ax.set_xlabel(label)
+    ax.set_ylabel("average target accuracy (%)")
+    ax.legend()
+    return drawn
+
+
+def _finish(fig, res: dict, path: Path) -> None:
     student = (res.get("student") or {}).get("backend", "frozen-features")
     fig.suptitle(f"{res['task']}: {student} student, mean ± std over {res['scale']['seeds']} seeds")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    _pyplot().close(fig)
 
 
 def write(res: dict, stem: Path) -> None:
@@ -141,3 +178,11 @@ def write(res: dict, stem: Path) -> None:
     stem.with_suffix(".md").write_text(markdown(res))
     plot(res, stem.with_suffix(".png"))
     plot_curves(res, stem.with_name(stem.name + "-curves.png"))
+
+
+if __name__ == "__main__":  # python benchmarks/reproduce_report.py OUT.png RUN.json [RUN.json ...]
+    import sys
+
+    if len(sys.argv) < 3:
+        raise SystemExit("usage: reproduce_report.py OUT.png RUN.json [RUN.json ...] (one volume curve over the runs)")
+    plot_volume_runs([json.loads(Path(f).read_text()) for f in sys.argv[2:]], Path(sys.argv[1]))

@@ -155,7 +155,8 @@ def train(
         given = {k: v for k, v in options.items() if v is not None}
         defaults = FROZEN_DEFAULTS if given.get("backend") == FROZEN else {}
         cfg = check(build_config(StudentConfig, {**defaults, **given}, "crossaug train"), "crossaug train")
-        console.print(f"[bold]crossaug train[/] {cfg.mode} ({cfg.backend}) on {dataset} -> {output}")
+        mode = cfg.mode or "the mode its recipe recommends"
+        console.print(f"[bold]crossaug train[/] {mode} ({cfg.backend}) on {dataset} -> {output}")
         res = train_student(cfg, dataset, source or "seed", dev, output, log=lambda m: console.print(m))
     except (ValueError, OSError, RuntimeError) as exc:
         fail(exc)
@@ -163,7 +164,8 @@ def train(
     table = Table(title=f"trained {output}")
     table.add_column("what")
     table.add_column("value")
-    table.add_row("mode", f"{res['mode']} (config {res['dataset']['config'] or '-'})")
+    chosen = {"recipe": ", the dataset recipe's recommendation", "default": ", the default"}.get(res["mode_from"], "")
+    table.add_row("mode", f"{res['mode']} (config {res['dataset']['config'] or '-'}{chosen})")
     table.add_row("student", res["config"]["backend"] + (" (a head on frozen embeddings)" if res.get("head") else ""))
     table.add_row("rows", f"{counts['gold']} gold + {counts['generated']} generated ({counts['soft']} soft)")
     table.add_row(f"dev ({sel['select_by']})", f"accuracy {sel['dev_accuracy']:.4f}, macro-F1 "

@@ -19,6 +19,7 @@ from hf_crossaug.students import frozen as feature_student
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the script itself is not a package
 
 import reproduce  # noqa: E402
+import reproduce_report  # noqa: E402
 
 
 def test_cli_bench_reproduce_forwards_arguments_to_the_script():
@@ -251,6 +252,33 @@ def test_the_balanced_lever_retrains_src_and_compares_each_row_with_its_own_src(
     assert reproduce.LEVER_SRC in rows["T-all [balanced volume=0.5]"]["p_vs"]  # the curve on the lever's build
     table = stem.with_suffix(".md").read_text()
     assert "p vs its lever's SRC" in table and "| SRC [balanced] |" in table
+
+
+def test_lever_rows_runs_only_the_named_rows_of_a_lever(tiny_bench):
+    common, _, tmp = tiny_bench
+    reproduce.main([*common, "--seeds", "1", "--tag=-lever-rows", "--levers", "balanced", "--lever-rows", "SRC"])
+    rows = json.loads((tmp / "results" / "reproduce-sentiment-lever-rows.json").read_text())["rows"]
+    assert [r for r in rows if "[balanced]" in r] == ["SRC [balanced]"]
+
+
+def test_volume_curves_of_several_runs_join_on_the_generations_used(tmp_path):
+    """A run with 3x the prompts extends a smaller run's volume curve: one line per row, points in order of the
+    generations used, whichever run they came from; the lever's SRC comes from the run that has it."""
+    def run(volume_points, extra_rows=()):
+        rows = {key: {"mean": {"avg": acc}, "std": {"avg": 1.0}} for _, key, acc in volume_points}
+        rows.update({r: {"mean": {"avg": 50.0}, "std": {"avg": 0.0}} for r in extra_rows})
+        return {"task": "sentiment", "scale": {"seeds": 3}, "rows": rows,
+                "curves": {"volume": [{"volume": 1, "generations": n, "row": key.split(" [")[0], "key": key}
+                                      for n, key, _ in volume_points]}}
+
+    small = run([(88, "SRC+GEN [balanced volume=0.5]", 58.0), (175, "SRC+GEN [balanced volume=1]", 62.0)],
+                extra_rows=["SRC", "SRC [balanced]"])
+    large = run([(525, "SRC+GEN [balanced volume=1]", 64.0)])
+    drawn = reproduce_report.plot_volume_runs([large, small], tmp_path / "volume.png")
+    assert drawn == {"SRC+GEN": [(88, 58.0, 1.0), (175, 62.0, 1.0), (525, 64.0, 1.0)]}
+    assert (tmp_path / "volume.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="none of these runs has a volume curve"):
+        reproduce_report.plot_volume_runs([{"rows": {}}], tmp_path / "none.png")
 
 
 def test_bad_curve_and_lever_values_are_one_line_errors(capsys):

@@ -129,5 +129,5 @@ def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: di
         generation_seed=gen["seed"], teacher_seed=stats["recipe"]["teacher"]["seed"], recipe_name=recipe.name,
         recipe_yaml=yaml.safe_dump(stats["recipe"], sort_keys=False, allow_unicode=True).strip(),
         citation=card_section(), quality=[{"name": n, **q} for n, q in (quality or {}).items()],
-        requests=request_rows(stats), generated_tokens=stats.get("generated_tokens"),
+        requests=request_rows(stats), generated_tokens=stats.get("generated_tokens"), student=recipe.student,
     )

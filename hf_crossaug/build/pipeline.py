@@ -65,6 +65,7 @@ def recipe_fingerprint(recipe: Recipe) -> str:
     data = concrete_dtypes(recipe.to_dict())
     data.pop("selection")  # selection runs on top of raw; it does not change raw
     data.pop("stt")  # the LLM is fine-tuned on raw; it does not change raw
+    data.pop("student")  # what students should train on: read after the build
     gen = data["generation"]
     for key in ("base_url", "api_key_env", "max_in_flight", "request_timeout", "max_retries", "max_failed_fraction"):
         gen.pop(key)  # where and how answers are fetched, not what they are

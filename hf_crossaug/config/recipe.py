@@ -18,8 +18,9 @@ from .base import ConfigError, Problem, build, check, one_of
 from .clean import CleanConfig
 from .finetune import DafttConfig, SttConfig
 from .generate import GenerationConfig
-from .select import SelectionConfig
+from .select import RAW, SelectionConfig
 from .source import SourceConfig
+from .student import MC_MODES, RecommendedStudent
 from .tasks import MultipleChoiceSpec, TaskSpec, get_task
 from .teacher import TeacherConfig
 from .translate import BACKENDS, TranslateConfig
@@ -64,6 +65,8 @@ class Recipe:
     daftt: DafttConfig | None = None
     # Self-Translate-Train fine-tuning of the LLM on source + translated rows, run by `crossaug finetune` (stt.py)
     stt: SttConfig | None = None
+    # the student mode this dataset was measured to serve best; `crossaug train` follows it without --mode
+    student: RecommendedStudent | None = None
 
     @property
     def task_spec(self) -> TaskSpec:
@@ -109,10 +112,23 @@ class Recipe:
         if self.daftt is not None:
             checks += [(self.items_from == "generate", "daftt", "needs items_from: generate (it makes the rows)"),
                        (self.route != "direct", "daftt", "does not combine with route 'direct'")]
+        if self.student is not None:
+            checks += self._student_problems()
         if self.stt is not None:
             checks += [(self.route == "self-translate", "stt", "needs route 'self-translate' (the LLM's own "
                         "translations)"), (self.daftt is None, "stt", "does not combine with 'daftt'")]
         return checks
+
+    def _student_problems(self) -> list[Problem]:
+        """The recommended mode and config must be ones this recipe's dataset has."""
+        strategies = [] if isinstance(self.task_spec, MultipleChoiceSpec) else self.selection.strategies
+        modes = list(MC_MODES) if isinstance(self.task_spec, MultipleChoiceSpec) else [
+            "SRC", "GEN", "SRC+GEN", *(f"{p}{s}" for p in ("T-", "T_pl-") for s in strategies)]
+        configs = [RAW, *strategies]
+        return [(self.student.mode in modes, "student.mode", f"must be one of {', '.join(modes)}, got "
+                 f"{self.student.mode!r}"),
+                (self.student.config in (None, *configs), "student.config",
+                 f"must be one of {', '.join(configs)} (the configs this recipe builds), got {self.student.config!r}")]
 
     def validate(self, where: str | None = None) -> "Recipe":
         """Every field of every section, in one pass, before any work starts (one line naming the field)."""

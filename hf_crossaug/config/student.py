@@ -11,6 +11,8 @@ KD_FORMULATIONS = ("standard", "reference")
 # finetune: the whole encoder (what users train); frozen-features: a small head on cached frozen sentence
 # embeddings, ~100x cheaper, the benchmark's fast sweep over every mode
 STUDENT_BACKENDS = ("finetune", "frozen-features")
+DEFAULT_MODE = "T-div-k"  # the data-selection paper's mode, when neither the command nor the recipe names one
+MC_DEFAULT_MODE = "SRC+GEN"  # multiple choice has no teacher: every generated item with its written answer
 # multiple-choice students: mode -> what it trains on (for the card)
 MC_MODES = {
     "SRC": "the English items only (the English-only baseline).",
@@ -26,9 +28,11 @@ class StudentConfig:
 
     model: str | None = option(None, "base encoder: folder or Hub id (default: embedded multilingual-e5-small)")
     revision: str | None = option(None, "Hub revision of --model (branch, tag or commit)")
-    mode: str = option("T-div-k", "SRC, GEN, SRC+GEN, T-<strategy> or T_pl-<strategy> "
-                       "(multiple choice: SRC, GEN, SRC+GEN)")
-    config: str | None = option(None, "dataset config (default: from the mode, T-div-k -> div-k)")
+    mode: str | None = option(None, "SRC, GEN, SRC+GEN, T-<strategy> or T_pl-<strategy> (multiple choice: SRC, GEN, "
+                              f"SRC+GEN) (default: the dataset recipe's student.mode, else {DEFAULT_MODE}; multiple "
+                              f"choice {MC_DEFAULT_MODE})")
+    config: str | None = option(None, "dataset config (default: from the mode, T-div-k -> div-k; SRC+GEN / GEN: the "
+                                "config whose size the draw matches, raw = every generation)")
     task: str | None = option(None, "nli, sentiment, copa, storycloze or winograd (default: from the dataset)")
     backend: str = option("finetune", "finetune (the whole encoder) or frozen-features (a small head on frozen "
                           "sentence embeddings, the benchmark's fast student)")
@@ -60,3 +64,15 @@ class StudentConfig:
                 (self.soft_weight >= 0, "soft_weight", f"must be >= 0, got {self.soft_weight}"),
                 (0 < self.dev_fraction < 1, "dev_fraction", "must be in (0, 1)"),
                 *at_least(self, 1, "epochs", "batch_size", "max_length", "limit", "dev_limit")]
+
+
+@dataclass
+class RecommendedStudent:
+    """A recipe's ``student:`` section: the training mode its data was measured to serve best. `crossaug train`
+    uses it when the command names no ``--mode``, and the dataset card states it with ``why``, so a user of the
+    Hub dataset gets the measured choice rather than the paper's default. The recipe checks both names against
+    the configs it builds."""
+
+    mode: str = DEFAULT_MODE
+    config: str | None = None  # for SRC+GEN / GEN the config whose size the draw matches; "raw": every generation
+    why: str = ""  # where it was measured, for the card

@@ -63,6 +63,12 @@ def eval_results(results: dict, task_type: str = "text-classification", f1: bool
     return out
 
 
+def chosen_by(results: dict) -> str:
+    """A sentence when the mode was not the command's choice (`hf_crossaug.students.common.recommended_mode`)."""
+    return {"recipe": " The mode is the one the dataset's recipe recommends (its `student` section; the dataset "
+                      "card says why).", "default": ""}.get(results.get("mode_from"), "")
+
+
 def model_card(results: dict):
     """A `huggingface_hub.ModelCard` rendered from ``results`` (validated by ``huggingface_hub``)."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -120,7 +126,8 @@ def model_card(results: dict):
         data, template_path=str(TEMPLATES / ("frozen_student_card.md" if frozen else "student_card.md")),
         head=head, model_name=results["model_name"], task=results["task"],
         labels=results["labels"], language=results.get("language"), package_version=results["package_version"],
-        task_text=TASK_TEXT.get(results["task"], results["task"]), mode=mode, mode_description=MODE_TEXT.get(kind, MODE_TEXT.get(mode, "")).format(s=strategy),
+        task_text=TASK_TEXT.get(results["task"], results["task"]), mode=mode,
+        mode_description=MODE_TEXT.get(kind, MODE_TEXT.get(mode, "")).format(s=strategy) + chosen_by(results),
         eval_rows=eval_rows, eval_note=eval_note, selection_text=selection_text, base=base,
         base_note=(f"converted offline from the packaged copy of `{base['hub_id']}`"
                    if base["name"] in EMBEDDED_ORIGINS else ""),
@@ -151,7 +158,7 @@ def mc_model_card(results: dict):
     return ModelCard.from_template(
         data, template_path=str(TEMPLATES / "mc_student_card.md"), model_name=results["model_name"], task=results["task"],
         choices=", ".join(results["labels"]), language=results.get("language"), mode=results["mode"],
-        mode_description=MC_MODES[results["mode"]], package_version=results["package_version"], eval_rows=rows,
+        mode_description=MC_MODES[results["mode"]] + chosen_by(results), package_version=results["package_version"], eval_rows=rows,
         limit=ev.get("limit"), sel=sel, base=base, embedded=base["name"] in EMBEDDED_ORIGINS, gold=results["gold"],
         dataset=results["dataset"], counts=results["counts"], recipe=results.get("recipe"),
         hyperparameters={k: cfg[k] for k in ("epochs", "learning_rate", "batch_size", "max_length", "seed",

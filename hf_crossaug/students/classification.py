@@ -35,7 +35,7 @@ from ..models.training import one_line_load_errors
 from .card import save_results
 from .frozen import BACKEND, HEAD_FILE, fit_frozen
 from .common import (build_info, dataset_hub_id, distillation_config, fit_best_epoch, gold_and_dev, infer_task,
-                     results_dict, synthetic)
+                     recommended_mode, results_dict, synthetic)
 from .multiple_choice import train_mc_student
 from .modes import DEFAULT_SIZE_CONFIG, build_training_set, parse_mode, row_counts, synthetic_config
 from .trainer import DistillationTrainer, prepare_distillation_dataset
@@ -56,12 +56,13 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
 
     t0 = time.perf_counter()
     check(config, "student")
-    mode = parse_mode(config.mode)
     if config.select_by == "target-dev" and dev is None:
         raise ValueError("select_by='target-dev' needs a target-language dev set (dev=...)")
     out = Path(output_dir)
     info = build_info(dataset_ref)
     recipe = info.get("recipe", {})
+    config, mode_from = recommended_mode(config, recipe)
+    mode = parse_mode(config.mode)
     if config.task or recipe.get("task"):
         task = get_task(config.task or recipe["task"])
     elif mode.config is None:
@@ -73,7 +74,7 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
         if config.backend == BACKEND:
             raise ValueError(f"backend {BACKEND!r} trains classifiers only; multiple-choice task {task.name!r} "
                              "needs backend 'finetune'")
-        return train_mc_student(config, task, dataset_ref, gold_source, dev, out, info, log)
+        return train_mc_student(config, task, dataset_ref, gold_source, dev, out, info, log, mode_from)
 
     if config.class_balance is None:  # a student follows the balance its dataset's teacher was trained with
         config = dataclasses.replace(config, class_balance=bool(recipe.get("teacher", {}).get("class_balance")))
@@ -91,7 +92,7 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
     dataset = {"ref": str(dataset_ref) if isinstance(dataset_ref, (str, Path)) else None,
                "hub_id": dataset_hub_id(dataset_ref, info),
                "config": used_config if mode.config is not None else None, "license": recipe.get("license")}
-    summary = dict(mode=mode.name, dataset=dataset, gold_name=gold_name, counts=counts, dev_name=dev_name,
+    summary = dict(mode=mode.name, mode_from=mode_from, dataset=dataset, gold_name=gold_name, counts=counts, dev_name=dev_name,
                    dev_size=len(dev_ds), t0=t0)
     if config.backend == BACKEND:
         out.mkdir(parents=True, exist_ok=True)

@@ -7,13 +7,13 @@ import json
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from datasets import Dataset
 
-from ..config.student import StudentConfig
-from ..config.tasks import TASKS, TaskSpec
+from ..config.student import DEFAULT_MODE, MC_DEFAULT_MODE, StudentConfig
+from ..config.tasks import TASKS, MultipleChoiceSpec, TaskSpec, get_task
 from ..models.resolve import ENCODER_DEFAULT
 from ..models.training import balanced_class_weights, epoch_selection_args
 from ..stages.source import load_source, normalise
@@ -41,6 +41,20 @@ def build_info(dataset_ref) -> dict:
         return json.loads(path.read_text()) if path.exists() else {}
     except Exception:  # no network, no such file, not a crossaug dataset: the card just says less
         return {}
+
+
+def recommended_mode(config: StudentConfig, recipe: dict) -> tuple[StudentConfig, str]:
+    """``config`` with its mode filled in when the command named none: the dataset recipe's ``student`` section
+    (mode and config), else the default. Also says where the mode came from ("command", "recipe", "default"),
+    for the results and the card."""
+    if config.mode is not None:
+        return config, "command"
+    recommended = recipe.get("student") or {}
+    if recommended:
+        return replace(config, mode=recommended["mode"], config=config.config or recommended.get("config")), "recipe"
+    task = config.task or recipe.get("task")
+    multiple_choice = bool(task) and isinstance(get_task(task), MultipleChoiceSpec)
+    return replace(config, mode=MC_DEFAULT_MODE if multiple_choice else DEFAULT_MODE), "default"
 
 
 def infer_task(columns) -> TaskSpec:
@@ -130,8 +144,10 @@ def hub_id(ref) -> str | None:
 
 
 def results_dict(config: StudentConfig, task: TaskSpec, out: Path, ref, info: dict, fit: tuple, *, mode: str,
-                 dataset: dict, gold_name: str, counts: dict, dev_name: str, dev_size: int, t0: float) -> dict:
-    """What ``crossaug_student.json`` holds (and the card is rendered from); ``fit`` is `fit_best_epoch`'s."""
+                 dataset: dict, gold_name: str, counts: dict, dev_name: str, dev_size: int, t0: float,
+                 mode_from: str = "command") -> dict:
+    """What ``crossaug_student.json`` holds (and the card is rendered from); ``fit`` is `fit_best_epoch`'s;
+    ``mode_from``: who chose the mode (`recommended_mode`)."""
     best, best_ckpt, history, train_s = fit
     recipe = info.get("recipe", {})
     return {
@@ -141,6 +157,7 @@ def results_dict(config: StudentConfig, task: TaskSpec, out: Path, ref, info: di
         "labels": list(task.labels),
         "language": recipe.get("language"),
         "mode": mode,
+        "mode_from": mode_from,
         "base_model": {**ref.provenance(), "hub_id": hub_id(ref)},
         "dataset": dataset,
         "gold": {"name": gold_name, "limit": config.limit},

@@ -59,7 +59,7 @@ def training_items(mode: str, gold: Dataset, generated: Dataset | None, task: Mu
 
 
 def train_mc_student(config, task: MultipleChoiceSpec, dataset_ref, gold_source, dev, out: Path, info: dict,
-                     log=print) -> dict:
+                     log=print, mode_from: str = "command") -> dict:
     """`hf_crossaug.students.classification.train_student` for a multiple-choice task (see there for the arguments)."""
     from transformers import (AutoModelForMultipleChoice, AutoTokenizer, DataCollatorForMultipleChoice, Trainer,
                               TrainingArguments)
@@ -102,7 +102,7 @@ def train_mc_student(config, task: MultipleChoiceSpec, dataset_ref, gold_source,
                "hub_id": dataset_hub_id(dataset_ref, info) if used_config else None,
                "config": used_config, "license": recipe.get("license")}
     results = results_dict(config, task, out, ref, info, fit, mode=config.mode, dataset=dataset, gold_name=gold_name,
-                           counts=counts, dev_name=dev_name, dev_size=len(dev_ds), t0=t0)
+                           counts=counts, dev_name=dev_name, dev_size=len(dev_ds), t0=t0, mode_from=mode_from)
     results["kind"] = "multiple-choice"
     save_results(out, results)
     return results
