@@ -140,14 +140,15 @@ def _draw_volume(ax, runs: list[dict]) -> dict[str, list[tuple]]:
 
 def _draw_points(ax, runs: list[dict], points: list[dict], x_of, label: str) -> dict[str, list[tuple]]:
     """One line per row over ``points`` (each names its run and its key there), the runs' SRC rows as lines."""
+    # a curve on a lever's build (--curves-on balanced) is read against that lever's SRC too
+    lever = next((p["key"][p["key"].index(" [") + 2:-1].split(" ")[0] for p in points if " [" in p["key"]), "")
+    lever = "" if "=" in lever else lever  # "k=50" / "volume=1": the curve's own variable, not a lever
     drawn = {}
     for row in dict.fromkeys(p["row"] for p in points):
         pts = drawn[row] = sorted((x_of(p), runs[p["run"]]["rows"][p["key"]]["mean"]["avg"],
                                    runs[p["run"]]["rows"][p["key"]]["std"]["avg"]) for p in points if p["row"] == row)
         ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
-                    label=row)
-    # a curve on a lever's build (--curves-on balanced) is read against that lever's SRC too
-    lever = next((p["key"][p["key"].index(" [") + 2:-1].split(" ")[0] for p in points if " [" in p["key"]), "")
+                    label=f"{row} [{lever}]" if lever else row)
     for base, style in (("SRC", "--"), (f"SRC [{lever}]", ":")):
         rows = next((r["rows"] for r in runs if base in r["rows"]), None)
         if rows:
