@@ -482,7 +482,7 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
     for lever in args.levers:
         t = time.perf_counter()
         _, lsummary, _, _ = built(0, lever)
-        lever_rows = BALANCED_ROWS if lever == "balanced" else TEACHER_LEVER_ROWS if lever == "self-train" else LEVER_ROWS
+        lever_rows = {"balanced": BALANCED_ROWS, "self-train": TEACHER_LEVER_ROWS}.get(lever, LEVER_ROWS)
         run_rows([r for r in lever_rows if args.lever_rows is None or r in args.lever_rows], lever,
                  overrides=LEVER_STUDENT.get(lever))
         if cache:

@@ -22,7 +22,7 @@ from hf_crossaug.students.common import recommended_mode
 
 @pytest.mark.parametrize("section, needle", [
     ({"mode": "T-big-k"}, "field 'student.mode' must be one of SRC, GEN, SRC+GEN, T-rand-k"),
-    ({"mode": "SRC+GEN", "config": "top-k"}, "field 'student.config' must be one of raw, rand-k, div-k (the configs this"),
+    ({"mode": "SRC+GEN", "config": "top-k"}, "'student.config' must be one of raw, rand-k, div-k (the configs this"),
     ({"mode": "SRC+GEN", "typo": 1}, "unknown field 'student.typo' (known: mode, config, why)"),
 ])
 def test_a_recommendation_the_dataset_cannot_serve_is_a_one_line_error(section, needle):

@@ -65,8 +65,8 @@ def eval_results(results: dict, task_type: str = "text-classification", f1: bool
 
 def chosen_by(results: dict) -> str:
     """A sentence when the mode was not the command's choice (`hf_crossaug.students.common.recommended_mode`)."""
-    return {"recipe": " The mode is the one the dataset's recipe recommends (its `student` section; the dataset "
-                      "card says why).", "default": ""}.get(results.get("mode_from"), "")
+    return (" The mode is the one the dataset's recipe recommends (its `student` section; the dataset card says why)."
+            if results.get("mode_from") == "recipe" else "")
 
 
 def model_card(results: dict):
@@ -158,7 +158,8 @@ def mc_model_card(results: dict):
     return ModelCard.from_template(
         data, template_path=str(TEMPLATES / "mc_student_card.md"), model_name=results["model_name"], task=results["task"],
         choices=", ".join(results["labels"]), language=results.get("language"), mode=results["mode"],
-        mode_description=MC_MODES[results["mode"]] + chosen_by(results), package_version=results["package_version"], eval_rows=rows,
+        mode_description=MC_MODES[results["mode"]] + chosen_by(results), package_version=results["package_version"],
+        eval_rows=rows,
         limit=ev.get("limit"), sel=sel, base=base, embedded=base["name"] in EMBEDDED_ORIGINS, gold=results["gold"],
         dataset=results["dataset"], counts=results["counts"], recipe=results.get("recipe"),
         hyperparameters={k: cfg[k] for k in ("epochs", "learning_rate", "batch_size", "max_length", "seed",

@@ -92,8 +92,8 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
     dataset = {"ref": str(dataset_ref) if isinstance(dataset_ref, (str, Path)) else None,
                "hub_id": dataset_hub_id(dataset_ref, info),
                "config": used_config if mode.config is not None else None, "license": recipe.get("license")}
-    summary = dict(mode=mode.name, mode_from=mode_from, dataset=dataset, gold_name=gold_name, counts=counts, dev_name=dev_name,
-                   dev_size=len(dev_ds), t0=t0)
+    summary = dict(mode=mode.name, mode_from=mode_from, dataset=dataset, gold_name=gold_name, counts=counts,
+                   dev_name=dev_name, dev_size=len(dev_ds), t0=t0)
     if config.backend == BACKEND:
         out.mkdir(parents=True, exist_ok=True)
         fit, ref, encode_s = fit_frozen(config, task, train_rows, dev_ds, out, log)
