@@ -151,6 +151,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--k-values", nargs="*", default=[], type=k_value,
                    help=f"k curve: rows {K_ROWS} again at each k per class ('all': every kept generation); only the "
                         "selection is rebuilt (generations and teacher come from the cache)")
+    p.add_argument("--k-rows", nargs="*", choices=K_ROWS, default=list(K_ROWS),
+                   help="run only these rows of the k curve, e.g. T-rand-k T-div-k when the volume curve already "
+                        "covers SRC+GEN")
     p.add_argument("--volumes", nargs="*", default=[], type=float,
                    help="volume curve: SRC+GEN and T-all (every generation, soft labels) on a seeded share of the kept "
                         "generations, e.g. 0.25 0.5 1")
@@ -496,7 +499,7 @@ def run_task(task_name: str, args, log=print, checkpoint=None) -> dict:
     on, extra = args.curves_on, LEVER_STUDENT.get(args.curves_on, {})  # the curves on a lever's build
     for k in args.k_values:
         curves["k"].extend({"k": k_name(k), "row": row, "key": key}
-                           for row, key in zip(K_ROWS, run_rows(list(K_ROWS), on, k=k, overrides=extra or None)))
+                           for row, key in zip(args.k_rows, run_rows(args.k_rows, on, k=k, overrides=extra or None)))
         curves["k_rows"][k_name(k)] = built(0, on, k)[1]["rows"]
         if checkpoint:
             checkpoint(assemble())

@@ -240,6 +240,14 @@ def test_tiny_run_with_k_volume_and_student_lever_rows(tiny_bench):
     assert "| T-all [volume=0.5] |" in stem.with_suffix(".md").read_text()
 
 
+def test_k_rows_runs_only_the_named_rows_of_the_k_curve(tiny_bench):
+    common, _, tmp = tiny_bench
+    reproduce.main([*common, "--seeds", "1", "--tag=-krows", "--k-values", "1", "--k-rows", "T-div-k"])
+    res = json.loads((tmp / "results" / "reproduce-sentiment-krows.json").read_text())
+    assert [r for r in res["rows"] if "[k=" in r] == ["T-div-k [k=1]"]
+    assert [(p["k"], p["row"]) for p in res["curves"]["k"]] == [("1", "T-div-k")]
+
+
 def test_the_balanced_lever_retrains_src_and_compares_each_row_with_its_own_src(tiny_bench):
     common, _, tmp = tiny_bench
     reproduce.main([*common, "--seeds", "1", "--tag=-balanced", "--levers", "balanced", "--curves-on", "balanced",
