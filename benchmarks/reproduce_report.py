@@ -99,15 +99,16 @@ def plot_curves(res: dict, path: Path) -> bool:
     return True
 
 
-def plot_volume_runs(runs: list[dict], path: Path) -> dict[str, list[tuple]]:
-    """One volume curve from several runs of a task (say --per-class 60 and 180 on the same pipeline seeds): the
-    x axis is the generations a row used, so a run with more prompts extends a smaller run's curve. Returns the
-    plotted (generations, mean, std) per row."""
-    if not any((r.get("curves") or {}).get("volume") for r in runs):
-        raise ValueError("none of these runs has a volume curve (reproduce.py --volumes)")
+def plot_runs(runs: list[dict], path: Path) -> dict[str, dict[str, list[tuple]]]:
+    """The k and volume curves of several runs of a task in one figure (say --per-class 60 and 180 on the same
+    pipeline seeds): the volume axis is the generations a row used, so a run with more prompts extends a smaller
+    run's curve. Returns the plotted (x, mean, std) per row of each panel."""
+    panels = [name for name in ("k", "volume") if any((r.get("curves") or {}).get(name) for r in runs)]
+    if not panels:
+        raise ValueError("none of these runs has a k or volume curve (reproduce.py --k-values / --volumes)")
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    drawn = _draw_volume(ax, runs)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    drawn = {name: (_draw_k if name == "k" else _draw_volume)(ax, runs) for ax, name in zip(axes[0], panels)}
     _finish(fig, runs[0], path)
     return drawn
 
@@ -121,16 +122,21 @@ def _pyplot():
     return plt
 
 
-def _draw_k(ax, runs: list[dict]) -> None:
-    res = runs[0]
-    points = res["curves"]["k"]  # the main table's rows are the curve's point at the main k
-    curve_rows = dict.fromkeys(p["row"] for p in points)
-    points = [*({**p, "run": 0} for p in points),
-              *({"k": str(res["scale"]["k"]), "row": r, "key": r, "run": 0} for r in curve_rows if r in res["rows"])]
+def _draw_k(ax, runs: list[dict]) -> dict[str, list[tuple]]:
+    points = []
+    for i, res in enumerate(runs):
+        curve = (res.get("curves") or {}).get("k") or []
+        rows = dict.fromkeys(p["row"] for p in curve)  # the main table's rows are the curve's point at the main k
+        points += [{**p, "run": i} for p in curve]
+        points += [{"k": str(res["scale"]["k"]), "row": r, "key": r, "run": i} for r in rows if r in res["rows"]]
+        if curve:  # every generation with soft labels is what any strategy keeps at k = all
+            points += [{"k": "all", "row": "T-all", "key": p["key"], "run": i}
+                       for p in res["curves"].get("volume", []) if p["row"] == "T-all" and p["volume"] == 1]
     order = {k: i for i, k in enumerate(sorted({p["k"] for p in points},
                                                key=lambda k: float("inf") if k == "all" else int(k)))}
-    _draw_points(ax, runs, points, lambda p: order[p["k"]], "k per class")
+    drawn = _draw_points(ax, runs, points, lambda p: order[p["k"]], "k per class")
     ax.set_xticks(list(order.values()), list(order))
+    return {row: [(list(order)[x], m, sd) for x, m, sd in pts] for row, pts in drawn.items()}
 
 
 def _draw_volume(ax, runs: list[dict]) -> dict[str, list[tuple]]:
@@ -185,5 +191,6 @@ if __name__ == "__main__":  # python benchmarks/reproduce_report.py OUT.png RUN.
     import sys
 
     if len(sys.argv) < 3:
-        raise SystemExit("usage: reproduce_report.py OUT.png RUN.json [RUN.json ...] (one volume curve over the runs)")
-    plot_volume_runs([json.loads(Path(f).read_text()) for f in sys.argv[2:]], Path(sys.argv[1]))
+        raise SystemExit("usage: reproduce_report.py OUT.png RUN.json [RUN.json ...] (the k and volume curves of "
+                         "the runs in one figure)")
+    plot_runs([json.loads(Path(f).read_text()) for f in sys.argv[2:]], Path(sys.argv[1]))

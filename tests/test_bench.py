@@ -269,24 +269,30 @@ def test_lever_rows_runs_only_the_named_rows_of_a_lever(tiny_bench):
     assert [r for r in rows if "[balanced]" in r] == ["SRC [balanced]"]
 
 
-def test_volume_curves_of_several_runs_join_on_the_generations_used(tmp_path):
+def test_curves_of_several_runs_join_in_one_figure(tmp_path):
     """A run with 3x the prompts extends a smaller run's volume curve: one line per row, points in order of the
-    generations used, whichever run they came from; the lever's SRC comes from the run that has it."""
-    def run(volume_points, extra_rows=()):
-        rows = {key: {"mean": {"avg": acc}, "std": {"avg": 1.0}} for _, key, acc in volume_points}
+    generations used, whichever run they came from; the lever's SRC comes from the run that has it. The k panel
+    puts the main table's row at its k and every generation with soft labels (T-all, volume 1) at k = all."""
+    def run(volume_points, extra_rows=(), k_points=()):
+        rows = {key: {"mean": {"avg": acc}, "std": {"avg": 1.0}} for _, key, acc in [*volume_points, *k_points]}
         rows.update({r: {"mean": {"avg": 50.0}, "std": {"avg": 0.0}} for r in extra_rows})
-        return {"task": "sentiment", "scale": {"seeds": 3}, "rows": rows,
+        return {"task": "sentiment", "scale": {"seeds": 3, "k": 30}, "rows": rows,
                 "curves": {"volume": [{"volume": 1, "generations": n, "row": key.split(" [")[0], "key": key}
-                                      for n, key, _ in volume_points]}}
+                                      for n, key, _ in volume_points],
+                           "k": [{"k": k, "row": key.split(" [")[0], "key": key} for k, key, _ in k_points]}}
 
     small = run([(88, "SRC+GEN [balanced volume=0.5]", 58.0), (175, "SRC+GEN [balanced volume=1]", 62.0)],
                 extra_rows=["SRC", "SRC [balanced]"])
-    large = run([(525, "SRC+GEN [balanced volume=1]", 64.0)])
-    drawn = reproduce_report.plot_volume_runs([large, small], tmp_path / "volume.png")
-    assert drawn == {"SRC+GEN": [(88, 58.0, 1.0), (175, 62.0, 1.0), (525, 64.0, 1.0)]}
-    assert (tmp_path / "volume.png").stat().st_size > 0
-    with pytest.raises(ValueError, match="none of these runs has a volume curve"):
-        reproduce_report.plot_volume_runs([{"rows": {}}], tmp_path / "none.png")
+    large = run([(525, "SRC+GEN [balanced volume=1]", 64.0), (525, "T-all [balanced volume=1]", 60.0)],
+                extra_rows=["T-div-k"], k_points=[("150", "T-div-k [balanced k=150]", 57.0),
+                                                  ("15", "T-div-k [balanced k=15]", 55.0)])
+    drawn = reproduce_report.plot_runs([large, small], tmp_path / "curves.png")
+    assert drawn["volume"]["SRC+GEN"] == [(88, 58.0, 1.0), (175, 62.0, 1.0), (525, 64.0, 1.0)]
+    assert drawn["k"] == {"T-div-k": [("15", 55.0, 1.0), ("30", 50.0, 0.0), ("150", 57.0, 1.0)],
+                          "T-all": [("all", 60.0, 1.0)]}
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="none of these runs has a k or volume curve"):
+        reproduce_report.plot_runs([{"rows": {}}], tmp_path / "none.png")
 
 
 def test_bad_curve_and_lever_values_are_one_line_errors(capsys):
