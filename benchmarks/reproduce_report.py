@@ -99,16 +99,19 @@ def plot_curves(res: dict, path: Path) -> bool:
     return True
 
 
-def plot_runs(runs: list[dict], path: Path) -> dict[str, dict[str, list[tuple]]]:
+def plot_runs(runs: list[dict], path: Path, same_builds: bool = False) -> dict[str, dict[str, list[tuple]]]:
     """The k and volume curves of several runs of a task in one figure (say --per-class 60 and 180 on the same
     pipeline seeds): the volume axis is the generations a row used, so a run with more prompts extends a smaller
-    run's curve. Returns the plotted (x, mean, std) per row of each panel."""
+    run's curve. ``same_builds``: the runs read the same builds (one work folder, one scale), so a run's main-table
+    rows are the k curve's point at its k even when that run drew no curve. Returns the plotted (x, mean, std)
+    per row of each panel."""
     panels = [name for name in ("k", "volume") if any((r.get("curves") or {}).get(name) for r in runs)]
     if not panels:
         raise ValueError("none of these runs has a k or volume curve (reproduce.py --k-values / --volumes)")
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
-    drawn = {name: (_draw_k if name == "k" else _draw_volume)(ax, runs) for ax, name in zip(axes[0], panels)}
+    drawn = {name: _draw_k(ax, runs, same_builds) if name == "k" else _draw_volume(ax, runs)
+             for ax, name in zip(axes[0], panels)}
     _finish(fig, runs[0], path)
     return drawn
 
@@ -122,12 +125,12 @@ def _pyplot():
     return plt
 
 
-def _draw_k(ax, runs: list[dict]) -> dict[str, list[tuple]]:
-    points = []
+def _draw_k(ax, runs: list[dict], same_builds: bool = False) -> dict[str, list[tuple]]:
+    points, all_rows = [], dict.fromkeys(p["row"] for r in runs for p in (r.get("curves") or {}).get("k") or [])
     for i, res in enumerate(runs):
         curve = (res.get("curves") or {}).get("k") or []
-        rows = dict.fromkeys(p["row"] for p in curve)  # the main table's rows are the curve's point at the main k
-        points += [{**p, "run": i} for p in curve]
+        rows = all_rows if same_builds else dict.fromkeys(p["row"] for p in curve)
+        points += [{**p, "run": i} for p in curve]  # the main table's rows are the curve's point at the main k
         points += [{"k": str(res["scale"]["k"]), "row": r, "key": r, "run": i} for r in rows if r in res["rows"]]
         if curve:  # every generation with soft labels is what any strategy keeps at k = all
             points += [{"k": "all", "row": "T-all", "key": p["key"], "run": i}
@@ -190,7 +193,9 @@ def write(res: dict, stem: Path) -> None:
 if __name__ == "__main__":  # python benchmarks/reproduce_report.py OUT.png RUN.json [RUN.json ...]
     import sys
 
-    if len(sys.argv) < 3:
-        raise SystemExit("usage: reproduce_report.py OUT.png RUN.json [RUN.json ...] (the k and volume curves of "
-                         "the runs in one figure)")
-    plot_runs([json.loads(Path(f).read_text()) for f in sys.argv[2:]], Path(sys.argv[1]))
+    args = [a for a in sys.argv[1:] if a != "--same-builds"]
+    if len(args) < 2:
+        raise SystemExit("usage: reproduce_report.py OUT.png RUN.json [RUN.json ...] [--same-builds] (the k and "
+                         "volume curves of the runs in one figure; --same-builds: the runs read the same builds, so "
+                         "each run's main-table rows are points of the k curve)")
+    plot_runs([json.loads(Path(f).read_text()) for f in args[1:]], Path(args[0]), "--same-builds" in sys.argv)

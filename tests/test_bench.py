@@ -291,6 +291,12 @@ def test_curves_of_several_runs_join_in_one_figure(tmp_path):
     assert drawn["k"] == {"T-div-k": [("15", 55.0, 1.0), ("30", 50.0, 0.0), ("150", 57.0, 1.0)],
                           "T-all": [("all", 60.0, 1.0)]}
     assert (tmp_path / "curves.png").stat().st_size > 0
+    curve_only = run([], k_points=[("15", "T-div-k [k=15]", 55.0)])
+    main_table = run([], extra_rows=["T-div-k", "T-top-k"])  # the main table of a run on the same builds
+    assert reproduce_report.plot_runs([curve_only, main_table], tmp_path / "k.png")["k"] == {
+        "T-div-k": [("15", 55.0, 1.0)]}
+    assert reproduce_report.plot_runs([curve_only, main_table], tmp_path / "k.png", same_builds=True)["k"] == {
+        "T-div-k": [("15", 55.0, 1.0), ("30", 50.0, 0.0)]}
     with pytest.raises(ValueError, match="none of these runs has a k or volume curve"):
         reproduce_report.plot_runs([{"rows": {}}], tmp_path / "none.png")
 
