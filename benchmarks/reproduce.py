@@ -49,6 +49,7 @@ from reproduce_report import (  # noqa: F401 (re-exported)
     LEVER_SRC,
     PAPER,
     STUDENT_ONLY_SEEDS,
+    lever_src,
     markdown,
     plot,
     plot_curves,
@@ -524,9 +525,8 @@ def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets
     for row in results:
         results[row]["p_vs"] = {base: permutation_p(pooled[row], pooled[base], args.permutations)
                                 for base in ("SRC+GEN", "SRC") if base != row and base in pooled}
-        inner = row[row.index(" [") + 2:-1] if " [" in row else ""  # a lever that retrains SRC (balanced)
-        own = next((f"SRC [{x}]" for x in (inner, inner.split(" ")[0]) if x and f"SRC [{x}]" in pooled), None)
-        if own and own != row:
+        own = lever_src(row, pooled)  # a lever that retrains SRC (balanced)
+        if own:
             results[row]["p_vs"][LEVER_SRC] = permutation_p(pooled[row], pooled[own], args.permutations)
     stats = summary["stats"]
     out = {

@@ -27,6 +27,31 @@ PAPER = {
 }
 
 
+def lever_src(row: str, rows) -> str | None:
+    """The SRC row of the lever ``row`` belongs to (``T-div-k [balanced k=50]`` -> ``SRC [balanced]``), if run."""
+    inner = row[row.index(" [") + 2:-1] if " [" in row else ""
+    own = next((f"SRC [{x}]" for x in (inner, inner.split(" ")[0]) if x and f"SRC [{x}]" in rows), None)
+    return None if own == row else own
+
+
+def seed_p(res: dict, row: str, base: str = "SRC") -> float | None:
+    """Paired t-test of ``row`` against ``base`` over seeds, on each seed's average target accuracy. Unlike the
+    permutation test over examples (which holds each seed's student fixed), the spread between seeds -- with
+    pipeline seeds, of the whole pipeline -- is in it; None with fewer than 3 seeds or no ``base`` row."""
+    if base not in res["rows"] or row == base:
+        return None
+    langs = [k for k in res["rows"][row]["mean"] if k != "avg"]
+    a, b = ([np.mean([s[lang] for lang in langs]) for s in res["rows"][r]["seeds"]] for r in (row, base))
+    if len(a) != len(b) or len(a) < 3:
+        return None
+    d = np.subtract(a, b)
+    if np.std(d) == 0:  # the same accuracy shift at every seed: no spread to test against
+        return 1.0 if d[0] == 0 else 0.0
+    from scipy.stats import ttest_rel
+
+    return float(ttest_rel(a, b).pvalue)
+
+
 def markdown(res: dict) -> str:
     langs = [k for k in next(iter(res["rows"].values()))["mean"] if k != "avg"]
     # runs before the student option were all made by the frozen-feature head with student-only seeds
@@ -35,11 +60,18 @@ def markdown(res: dict) -> str:
     seeds = res.get("seeds_vary", STUDENT_ONLY_SEEDS)
     n = res["scale"]["seeds"]
     caption = [f"Student: {student}.", "", f"{n} seed{'s' * (n != 1)}; seeds vary {seeds}.", ""]
+    if n >= 3 and "SRC" in res["rows"]:
+        caption += ["p: paired permutation test over the target examples (each seed's student held fixed); the "
+                    "(seeds) columns: paired t-test over the seeds' average accuracies, the spread between seeds "
+                    "included.", ""]
     head = ["row", *langs, "avg", "p vs SRC+GEN", "p vs SRC"]
     shares = any("top_class_share" in s for r in res["rows"].values() for s in r["seeds"])  # older runs lack it
     own = any(LEVER_SRC in r["p_vs"] for r in res["rows"].values())  # a lever that retrains SRC (balanced)
     if own:
         head.append("p vs its lever's SRC")
+    by_seed = res["scale"]["seeds"] >= 3 and "SRC" in res["rows"]
+    if by_seed:
+        head += ["p vs SRC (seeds)", *["p vs its lever's SRC (seeds)"] * own]
     if shares:
         head.append(f"one-class students (>= {ONE_CLASS:.0%} one class)")
     if res["task"] == "nli":
@@ -48,6 +80,9 @@ def markdown(res: dict) -> str:
     for row, r in res["rows"].items():
         cells = [row, *(f"{r['mean'][k]:.2f} ± {r['std'][k]:.2f}" for k in [*langs, "avg"])]
         cells += [f"{r['p_vs'][b]:.3f}" if b in r["p_vs"] else "—" for b in ("SRC+GEN", "SRC", *[LEVER_SRC] * own)]
+        if by_seed:
+            bases = ["SRC", *[lever_src(row, res["rows"])] * own]
+            cells += [f"{p:.3f}" if (p := seed_p(res, row, b) if b else None) is not None else "—" for b in bases]
         if shares:
             cells.append(f"{sum(s.get('top_class_share', 0) >= ONE_CLASS for s in r['seeds'])} of {len(r['seeds'])}")
         if res["task"] == "nli":

@@ -301,6 +301,30 @@ def test_curves_of_several_runs_join_in_one_figure(tmp_path):
         reproduce_report.plot_runs([{"rows": {}}], tmp_path / "none.png")
 
 
+def test_seed_level_p_is_a_paired_t_test_over_the_seeds_average_accuracy():
+    from scipy.stats import ttest_rel
+
+    def row(accs):
+        return {"mean": {"mr": float(np.mean(accs)), "avg": float(np.mean(accs))}, "std": {"mr": 0.0, "avg": 0.0},
+                "p_vs": {}, "seeds": [{"seed": i, "mr": a} for i, a in enumerate(accs)]}
+
+    res = {"task": "sentiment", "scale": {"seeds": 3}, "rows": {
+        "SRC": row([50, 51, 49]), "A": row([55, 58, 52]), "B": row([50, 51, 49]), "C [x]": row([52, 53, 51]),
+        "SRC [x]": row([51, 52, 50])}}
+    assert reproduce_report.seed_p(res, "A") == pytest.approx(ttest_rel([55, 58, 52], [50, 51, 49]).pvalue)
+    assert reproduce_report.seed_p(res, "B") == 1.0 and reproduce_report.seed_p(res, "C [x]") == 0.0  # same shift
+    assert reproduce_report.seed_p(res, "SRC") is None and reproduce_report.lever_src("C [x]", res["rows"]) == "SRC [x]"
+    res["rows"]["C [x]"]["p_vs"] = {reproduce_report.LEVER_SRC: 0.5}  # what result_dict writes for a lever's row
+    table = reproduce_report.markdown(res)
+    assert "| p vs SRC (seeds) | p vs its lever's SRC (seeds) |" in table
+    p_a = reproduce_report.seed_p(res, "A")
+    assert f"| A | 55.00 ± 0.00 | 55.00 ± 0.00 | — | — | — | {p_a:.3f} | — |" in table
+    assert "| C [x] | 52.00 ± 0.00 | 52.00 ± 0.00 | — | — | 0.500 | 0.000 | 0.000 |" in table
+    res["rows"] = {r: {**v, "seeds": v["seeds"][:2]} for r, v in res["rows"].items()}
+    res["scale"]["seeds"] = 2
+    assert reproduce_report.seed_p(res, "A") is None and "(seeds)" not in reproduce_report.markdown(res)
+
+
 def test_bad_curve_and_lever_values_are_one_line_errors(capsys):
     for argv, message in ((["--k-values", "0"], "k must be a positive integer or 'all', got '0'"),
                           (["--student-levers", "epochs=3"], "student lever must be one of temperature, soft_weight"),
