@@ -60,7 +60,8 @@ def markdown(res: dict) -> str:
     seeds = res.get("seeds_vary", STUDENT_ONLY_SEEDS)
     n = res["scale"]["seeds"]
     caption = [f"Student: {student}.", "", f"{n} seed{'s' * (n != 1)}; seeds vary {seeds}.", ""]
-    if n >= 3 and "SRC" in res["rows"]:
+    by_seed = n >= 3 and "SRC" in res["rows"]  # the seed-level test needs 3 seeds and the SRC row
+    if by_seed:
         caption += ["p: paired permutation test over the target examples (each seed's student held fixed); the "
                     "(seeds) columns: paired t-test over the seeds' average accuracies, the spread between seeds "
                     "included.", ""]
@@ -69,7 +70,6 @@ def markdown(res: dict) -> str:
     own = any(LEVER_SRC in r["p_vs"] for r in res["rows"].values())  # a lever that retrains SRC (balanced)
     if own:
         head.append("p vs its lever's SRC")
-    by_seed = res["scale"]["seeds"] >= 3 and "SRC" in res["rows"]
     if by_seed:
         head += ["p vs SRC (seeds)", *["p vs its lever's SRC (seeds)"] * own]
     if shares:
