@@ -23,7 +23,8 @@ from hf_crossaug.stages.clean import clean, drop_counts
 from hf_crossaug.stages.source import load_source
 from hf_crossaug.stages.generate import GenerationConfig, LocalGenerator, generate
 from hf_crossaug.stages.prompts import item_prompts, source_premises
-from hf_crossaug.config.tasks import NLI
+from hf_crossaug.config.tasks import get_task
+NLI = get_task("nli")
 
 
 def matmul_roofline(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:

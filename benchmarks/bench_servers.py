@@ -52,7 +52,8 @@ import torch
 
 from hf_crossaug.backends.endpoint import EndpointGenerator
 from hf_crossaug.config.generate import GenerationConfig
-from hf_crossaug.config.tasks import NLI
+from hf_crossaug.config.tasks import get_task
+NLI = get_task("nli")
 from hf_crossaug.models.resolve import native_dtype
 from hf_crossaug.stages.clean import clean, drop_counts
 from hf_crossaug.stages.generate import LocalGenerator, generate

@@ -50,7 +50,8 @@ def run_child(cmd: list[str], env: dict | None = None) -> dict:
 
 def _data(rows: int):
     from hf_crossaug.stages.source import load_source
-    from hf_crossaug.config.tasks import NLI
+    from hf_crossaug.config.tasks import get_task
+    NLI = get_task("nli")
 
     src = str(SNLI) if SNLI.exists() else None  # the packaged seed set when the shared data is absent
     return NLI, load_source(NLI, src, limit=rows if src else None, seed=0)

@@ -43,7 +43,7 @@ from hf_crossaug.students.modes import load_synthetic
 from hf_crossaug.stages.prompts import item_prompts, premise_prompts
 from hf_crossaug.students.common import build_info, infer_task
 from hf_crossaug.hub import RESULTS_FILE
-from hf_crossaug.config.tasks import TASKS, get_task
+from hf_crossaug.config.tasks import get_task, packaged_tasks
 
 MAX_EXAMPLES = 4  # live generation stays well under a minute on a CPU
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -272,8 +272,9 @@ def generate_live(task_name: str, label: str, domain: str, n: float, settings: S
         if task.two_step:
             progress(0.3, desc=f"writing {n} premises")
             pp = premise_prompts(task, source, n, domains, "fewshot", 4, seed)
-            pp = clean(generate(pp, cfg, work_dir(), gen, desc="premises"), "premise", rules)
-            premises = [{"prompt_id": r["prompt_id"], "premise": r["premise"] or "(empty)", "domain": r["domain"]}
+            first = task.first_column
+            pp = clean(generate(pp, cfg, work_dir(), gen, desc="premises"), first, rules)
+            premises = [{"prompt_id": r["prompt_id"], first: r[first] or "(empty)", "domain": r["domain"]}
                         for r in pp]
         prompts = item_prompts(task, source, n, domains, "fewshot", 4, seed, premises)
         prompts = prompts.filter(lambda y: y == task.labels.index(label), input_columns="prompt_label")
@@ -329,8 +330,9 @@ def student_task(ref: str, labels: list[str]):
     if results.is_file():
         import json
 
-        return get_task(json.loads(results.read_text())["task"])
-    return next((t for t in TASKS.values() if set(t.labels) == set(labels)), None)
+        saved = json.loads(results.read_text())
+        return get_task(saved.get("task_spec") or saved["task"])
+    return next((t for t in packaged_tasks().values() if set(t.labels) == set(labels)), None)
 
 
 # ---------------------------------------------------------------- the page
@@ -357,8 +359,8 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                 lambda r, c, y: quietly(browse, r, c, y, s), [ref, config, label], [table, chart, info], api_name=False)
         with gr.Tab("Generate live"):
             with gr.Row():
-                task = gr.Dropdown(list(TASKS), value="nli", label="task")
-                glabel = gr.Dropdown(list(TASKS["nli"].labels), value="entailment", label="label",
+                task = gr.Dropdown(list(packaged_tasks()), value="nli", label="task")
+                glabel = gr.Dropdown(list(packaged_tasks()["nli"].labels), value="entailment", label="label",
                                      allow_custom_value=True)
                 domain = gr.Textbox("a travel guide", label="domain description")
                 n = gr.Slider(1, MAX_EXAMPLES, value=2, step=1, label="examples")

@@ -115,7 +115,9 @@ def tiny_encoder_dir(tmp_path_factory):
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     from hf_crossaug.stages.source import seed_path
-    from hf_crossaug.config.tasks import NLI, SENTIMENT
+    from hf_crossaug.config.tasks import get_task
+    NLI = get_task("nli")
+    SENTIMENT = get_task("sentiment")
 
     folder = tmp_path_factory.mktemp("tiny-encoder")
     texts = [seed_path(NLI).read_text(), seed_path(SENTIMENT).read_text()]

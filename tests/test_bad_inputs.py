@@ -172,7 +172,7 @@ def test_recipe_name_that_is_a_path_is_refused_and_nothing_is_created(name, tmp_
 @pytest.mark.parametrize("field, value, needles", [
     ("generation.shard_size", 0, ["'generation.shard_size'", ">= 1"]),
     ("generation.n_shots", -2, ["'generation.n_shots'", ">= 0"]),
-    ("templates", {"fewshot.item": "{examples} in {colour}"}, ["'templates'", "unknown placeholder {colour}"]),
+    ("templates", {"fewshot.item": "{examples} in {colour}"}, ["'templates.fewshot.item'", "placeholder {colour}"]),
 ])
 def test_values_that_crashed_later_are_refused_by_validation(field, value, needles, tmp_path):
     path = write_recipe(tmp_path / "r.yaml", Recipe(name="r", task="sentiment"), **{field: value})

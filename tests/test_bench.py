@@ -13,7 +13,8 @@ from datasets import Dataset
 from typer.testing import CliRunner
 
 from hf_crossaug.cli import app
-from hf_crossaug.config.tasks import SENTIMENT
+from hf_crossaug.config.tasks import get_task
+SENTIMENT = get_task("sentiment")
 from hf_crossaug.students import frozen as feature_student
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the script itself is not a package

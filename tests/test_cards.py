@@ -65,7 +65,8 @@ def test_dataset_card_has_no_absolute_path_and_reports_quality(tiny_built_datase
 def test_student_card_has_no_absolute_path_and_a_model_index_per_language(tiny_student, tmp_path):
     from hf_crossaug.students.evaluate import evaluate_model
     from hf_crossaug.stages.source import seed_path
-    from hf_crossaug.config.tasks import NLI
+    from hf_crossaug.config.tasks import get_task
+    NLI = get_task("nli")
 
     rows = seed_path(NLI).read_text().splitlines()
     files = {}

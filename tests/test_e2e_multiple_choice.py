@@ -12,7 +12,8 @@ from huggingface_hub import DatasetCard, ModelCard
 from transformers import AutoModelForMultipleChoice, AutoTokenizer
 
 from hf_crossaug.stages.source import load_source, seed_path
-from hf_crossaug.config.tasks import COPA
+from hf_crossaug.config.tasks import get_task
+COPA = get_task("copa")
 
 pytestmark = pytest.mark.slow  # the embedded real models: minutes on a CPU
 

@@ -18,7 +18,8 @@ from hf_crossaug.stages.generate import GenerationConfig, generate
 from hf_crossaug.backends.local import ContinuationNoRepeatNGram, StopAtNewline
 from hf_crossaug.models.resolve import ModelRef
 from hf_crossaug.stages.prompts import item_prompts, source_premises
-from hf_crossaug.config.tasks import NLI
+from hf_crossaug.config.tasks import get_task
+NLI = get_task("nli")
 
 
 def nli_prompts(n_premises: int = 4, seed: int = 0, task=NLI) -> Dataset:

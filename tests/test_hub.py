@@ -142,7 +142,8 @@ def test_push_dataset_with_the_cli_then_unchanged_repush_makes_no_commit(hub, ti
 def test_push_model_to_a_branch_with_model_index(hub, tiny_student, tmp_path):
     from hf_crossaug.stages.source import load_source
     from hf_crossaug.students.evaluate import evaluate_model
-    from hf_crossaug.config.tasks import NLI
+    from hf_crossaug.config.tasks import get_task
+    NLI = get_task("nli")
 
     folder = tmp_path / "student"
     shutil.copytree(tiny_student, folder)

@@ -17,7 +17,8 @@ from hf_crossaug.stages.generate import GenerationConfig, LocalGenerator, genera
 from hf_crossaug.models.resolve import file_sha256, resolve_model
 from hf_crossaug.config.recipe import Recipe
 from hf_crossaug.methods.stt import predict_labels
-from hf_crossaug.config.tasks import NLI, SENTIMENT
+from hf_crossaug.config.tasks import get_task
+NLI, SENTIMENT = (get_task("nli"), get_task("sentiment"))
 from test_build_tiny import tiny_recipe
 
 PROMPTS = ["Sentence: the film was great\nSentiment:", "Sentence: the food was bad\nSentiment:",

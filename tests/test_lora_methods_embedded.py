@@ -14,7 +14,8 @@ from huggingface_hub import DatasetCard
 
 from hf_crossaug.stages.source import seed_path
 from hf_crossaug.models.resolve import file_sha256
-from hf_crossaug.config.tasks import NLI
+from hf_crossaug.config.tasks import get_task
+NLI = get_task("nli")
 
 pytestmark = pytest.mark.slow  # the embedded real models: minutes on a CPU
 

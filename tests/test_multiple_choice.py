@@ -13,7 +13,8 @@ from hf_crossaug.stages.source import load_source
 from hf_crossaug.models.resolve import ModelRef
 from hf_crossaug.stages.prompts import multiple_choice_prompts
 from hf_crossaug.config.recipe import Recipe
-from hf_crossaug.config.tasks import COPA, STORYCLOZE, WINOGRAD
+from hf_crossaug.config.tasks import get_task
+COPA, STORYCLOZE, WINOGRAD = (get_task("copa"), get_task("storycloze"), get_task("winograd"))
 
 COPA_ITEM = ("Premise: The man lost his keys.\nWhat was the effect?\nOption 1: He could not open the door.\n"
              "Option 2: He sang a song.\nAnswer: 1")

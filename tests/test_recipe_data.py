@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from hf_crossaug.stages.source import load_source
 from hf_crossaug.config.recipe import Recipe
-from hf_crossaug.config.tasks import NLI, SENTIMENT, MultipleChoiceSpec
+from hf_crossaug.config.tasks import MultipleChoiceSpec, get_task
+NLI, SENTIMENT = (get_task("nli"), get_task("sentiment"))
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "dataset_scripts"
 RECIPES = [
@@ -76,12 +77,18 @@ MINIMAL = "name: t\ntask: nli\n"
     # test_bad_inputs.py::test_unknown_selection_strategy_is_refused_before_generation
     (MINIMAL + "generation:\n  shard_size: 0\n", ["'generation.shard_size'", ">= 1"]),
     (MINIMAL + "generation:\n  n_shots: -2\n", ["'generation.n_shots'", ">= 0"]),
-    (MINIMAL + "templates:\n  fewshot.item: '{examples} {colour}'\n", ["'templates'", "{colour}"]),
+    (MINIMAL + "templates:\n  fewshot.item: '{examples} {colour}'\n", ["'templates.fewshot.item'", "{colour}"]),
+    # a step is filled with its own fields: the hypothesis is what fewshot.item asks for, it cannot be given
+    (MINIMAL + "templates:\n  fewshot.item: '{hypothesis} {label_description}'\n",
+     ["'templates.fewshot.item'", "{hypothesis}"]),
+    (MINIMAL + "templates:\n  fewshot.premise: '{premise}'\n", ["'templates.fewshot.premise'", "{premise}"]),
+    (MINIMAL + "templates:\n  fewshot.item: '{examples}'\n", ["'templates.fewshot.item'", "{label_description}"]),
     (MINIMAL + "source:\n  on_invalid: ignore\n", ["'source.on_invalid'", "error, drop"]),
     ("name: ../../victim\ntask: nli\n", ["'name'", "not a path"]),
     ("name: t\ntask: ner\n", ["unknown task", "'ner'"]),
     ("name: t\n", ["missing required field", "'task'"]),
-    (MINIMAL + "templates:\n  fewshot.itme: '{examples}'\n", ["unknown template key", "fewshot.itme"]),
+    (MINIMAL + "templates:\n  fewshot.itme: '{examples}'\n", ["'templates.fewshot.itme'", "not a template"]),
+    ("name: t\ntask: nli\ntask: sentiment\n", ["'task'", "given twice"]),
     (MINIMAL + "generation: {temperature: 0.5\n", ["not valid YAML"]),
     ("- just\n- a list\n", ["must be a YAML mapping"]),
     # the LoRA methods' sections (DAFTT, Self-Translate-Train)
@@ -394,7 +401,8 @@ def test_label_map_folds_source_labels_and_leaves_cache_keys_alone(tmp_path):
     """SST-5's five classes fold into the sentiment task's three (the mahasent-mr-synth recipe does this)."""
     from hf_crossaug.build.pipeline import recipe_fingerprint
     from hf_crossaug.config.recipe import SourceConfig
-    from hf_crossaug.config.tasks import SENTIMENT
+    from hf_crossaug.config.tasks import get_task
+    SENTIMENT = get_task("sentiment")
     from hf_crossaug.stages.source import load_configured
 
     path = tmp_path / "sst5.jsonl"

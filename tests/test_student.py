@@ -15,7 +15,8 @@ from datasets import Dataset, Features, List, Value
 from hf_crossaug.stages.source import load_source
 from hf_crossaug.students.modes import build_training_set, load_synthetic, mode_names, parse_mode, row_counts
 from hf_crossaug.stages.select import STRATEGIES, SelectionConfig, select_all
-from hf_crossaug.config.tasks import NLI
+from hf_crossaug.config.tasks import get_task
+NLI = get_task("nli")
 
 PER_CLASS, K = 10, 2  # raw: 30 rows; each selection config: 6 rows
 

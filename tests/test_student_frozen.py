@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hf_crossaug.cli import app
-from hf_crossaug.config.tasks import NLI
+from hf_crossaug.config.tasks import get_task
+NLI = get_task("nli")
 from hf_crossaug.students.evaluate import evaluate_model
 from hf_crossaug.students.frozen import HEAD_FILE, FrozenFeatureClassifier, frozen_config
 from test_student import eval_files, synth_dir  # noqa: F401  (fixtures)

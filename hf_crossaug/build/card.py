@@ -91,8 +91,7 @@ def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: di
     data = DatasetCardData(
         language=sorted({"en", recipe.language}), license=recipe.license,
         task_categories=["multiple-choice" if mc else "text-classification"],
-        task_ids=["multiple-choice-qa" if mc else
-                  "natural-language-inference" if task.name == "nli" else "sentiment-classification"],
+        task_ids=list(task.hub_task_ids or ["multiple-choice-qa" if mc else "multi-class-classification"]),
         size_categories=[_size_category(rows[RAW])], annotations_creators=["machine-generated"],
         language_creators=["machine-generated"], multilinguality="multilingual" if recipe.language != "en" else "monolingual",
         source_datasets=[f"extended|{source}" if recipe.source.path not in (None, "", "seed") else "original"],

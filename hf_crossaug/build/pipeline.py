@@ -21,7 +21,7 @@ from ..version import __version__
 from ..stages.clean import MC_REASONS, balance_answers, clean, clean_items, drop_counts
 from ..stages.daftt import ANNOTATE_REASONS, annotation_prompts, parse_annotations, split_labelled, training_rows
 from ..stages.select import STRATEGIES
-from ..stages.source import check_source, load_configured, seed_path
+from ..stages.source import check_source, load_configured, load_source, seed_path
 from ..stages.finetune import finetune_lora
 from ..backends.endpoint import redact_url
 from ..config.generate import GenerationConfig
@@ -48,7 +48,8 @@ def _count_line(counts: dict) -> str:
 
 
 # Everything whose code shapes ``raw``: a change in any of these files invalidates cached builds.
-SHAPING = ("config", "stages", "backends", "models", "utils", "seed_data", "build/pipeline.py", "version.py")
+SHAPING = ("config", "task_specs", "stages", "backends", "models", "utils", "seed_data", "build/pipeline.py",
+           "version.py")
 
 
 @cache
@@ -144,7 +145,10 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResu
     stats["source"] = {"name": source_name, "split": recipe.source.split, "rows": len(source),
                        "invalid_dropped": source.info.description or None,
                        "dev": recipe.dev.path if recipe.dev else None}
-    shots = source  # where the few-shot examples come from: English source, or target-language examples
+    shots = source  # where the few-shot examples come from: English source, the task's pool, or target-language
+    if task.fewshot_pool:
+        shots = load_source(task, task.fewshot_pool, seed=recipe.generation.seed)
+        stats["source"]["fewshot"] = {"name": task.fewshot_pool, "rows": len(shots), "language": "en"}
     if recipe.route == "direct":
         fs = recipe.fewshot_source
         shots = load_configured(task, fs, recipe.generation.seed)
@@ -188,8 +192,9 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResu
     timings["teacher_train"] = time.perf_counter() - t
     t = time.perf_counter()
     # the teacher learnt English: on translating routes it reads the English originals
-    view = kept.select_columns([f"{c}_en" for c in task.text_columns]).rename_columns(
-        {f"{c}_en": c for c in task.text_columns}) if recipe.route in TRANSLATING else kept
+    src = recipe.translate.src  # translate_generations keeps the originals as ``<column>_<src>``
+    view = kept.select_columns([f"{c}_{src}" for c in task.text_columns]).rename_columns(
+        {f"{c}_{src}": c for c in task.text_columns}) if recipe.route in TRANSLATING else kept
     raw = _labelled(kept, view, task, teacher, recipe)
     timings["teacher_label"] = time.perf_counter() - t
     stats["teacher"] = teacher.card_fields()
@@ -274,14 +279,16 @@ def _generated_items(recipe: Recipe, task, shots: Dataset, gen_cfg: GenerationCo
     premises = None
     if task.two_step:
         if recipe.premise_source == "source":
-            premises = source_premises(shots, recipe.per_class, gen_cfg.seed)
+            premises = source_premises(task, shots, recipe.per_class, gen_cfg.seed)
             stats["counts"]["premises"] = {"prompts": len(premises), "kept": len(premises)}
         else:
             log(f"[1/3] generating {recipe.per_class} premises over {len(domains)} domains")
             pp = premise_prompts(task, shots, recipe.per_class, domains, style, gen_cfg.n_shots, gen_cfg.seed)
-            pp = clean(generate(pp, gen_cfg, work, generator, desc="premises", accounting=stats.setdefault("requests", {})), "premise", recipe.clean)
+            first = task.first_column
+            pp = clean(generate(pp, gen_cfg, work, generator, desc="premises",
+                                accounting=stats.setdefault("requests", {})), first, recipe.clean)
             stats["counts"]["premises"] = {"prompts": len(pp), **drop_counts(pp)}
-            premises = [{"prompt_id": r["prompt_id"], "premise": r["premise"], "domain": r["domain"]}
+            premises = [{"prompt_id": r["prompt_id"], first: r[first], "domain": r["domain"]}
                         for r in pp if r["drop_reason"] is None]
             if not premises:
                 raise ValueError(f"no premise survived cleaning: {_count_line(stats['counts']['premises'])}")

@@ -12,8 +12,6 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
 from .base import ConfigError, Problem, build, check, one_of
 from .clean import CleanConfig
 from .finetune import DafttConfig, SttConfig
@@ -22,6 +20,7 @@ from .select import RAW, SelectionConfig
 from .source import SourceConfig
 from .student import MC_MODES, RecommendedStudent
 from .tasks import MultipleChoiceSpec, TaskSpec, get_task
+from .yaml_file import read_yaml
 from .teacher import TeacherConfig
 from .translate import BACKENDS, TranslateConfig
 
@@ -38,7 +37,9 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 @dataclass
 class Recipe:
     name: str
-    task: str
+    # a packaged task's name (nli, sentiment, copa, storycloze, winograd) or a whole task spec (a mapping; a
+    # ``.yaml`` path is read into one when the recipe is loaded): see `hf_crossaug.config.tasks`
+    task: str | dict
     language: str = "en"  # target language code, recorded in the card
     route: str = "zero-shot"
     description: str = ""
@@ -70,7 +71,11 @@ class Recipe:
 
     @property
     def task_spec(self) -> TaskSpec:
-        return get_task(self.task).with_templates(self.templates)
+        return get_task(self.task, f"recipe {self.name!r}").with_templates(self.templates, f"recipe {self.name!r}")
+
+    @property
+    def task_name(self) -> str:
+        return self.task if isinstance(self.task, str) else str(self.task.get("name"))
 
     @property
     def domain_list(self) -> list[str]:
@@ -103,7 +108,7 @@ class Recipe:
         if isinstance(self.task_spec, MultipleChoiceSpec):  # whole items, no teacher, no selection (as in the paper)
             checks += [
                 (not self.selection.strategies, "selection.strategies",
-                 f"must be [] for multiple-choice task {self.task!r}: there is no teacher to select with"),
+                 f"must be [] for multiple-choice task {self.task_name!r}: there is no teacher to select with"),
                 (not self.generation.stop_at_newline, "generation.stop_at_newline",
                  "must be false for multiple-choice tasks: an item spans several lines"),
                 (self.route in ("zero-shot", "direct"), "route", "must be zero-shot or direct for multiple-choice tasks"),
@@ -133,12 +138,29 @@ class Recipe:
     def validate(self, where: str | None = None) -> "Recipe":
         """Every field of every section, in one pass, before any work starts (one line naming the field)."""
         where = where or f"recipe {self.name!r}"
-        for name, read in (("task", lambda: get_task(self.task)), ("templates", lambda: self.task_spec)):
-            try:
-                read()
-            except (KeyError, ValueError) as exc:
-                raise ConfigError(f"{where}: field {name!r}: {str(exc).strip(chr(34) + chr(39))}") from None
-        return check(self, where)
+        try:
+            task = get_task(self.task, where).with_templates(self.templates, where)
+        except ConfigError:
+            raise
+        except (KeyError, ValueError, FileNotFoundError) as exc:
+            raise ConfigError(f"{where}: field 'task': {str(exc).strip(chr(34) + chr(39))}") from None
+        check(self, where)
+        for ok, name, why in self._template_problems(task):
+            if not ok:
+                raise ConfigError(f"{where}: field {name!r} {why}")
+        return self
+
+    def _template_problems(self, task: TaskSpec) -> list[Problem]:
+        """The templates this recipe's prompt style and steps will fill must exist in the task."""
+        if self.items_from != "generate" or self.daftt is not None:
+            return []  # DAFTT fills the lm templates (checked by its stage); source rows need none
+        style = self.generation.prompt_style
+        keys = [f"{style}.item"]
+        if task.two_step and self.premise_source == "generate":
+            keys.insert(0, f"{style}.{task.first_column}")
+        missing = [k for k in keys if k not in task.templates]
+        return [(not missing, "generation.prompt_style", f"is {style!r}, but task {task.name!r} has no template "
+                 f"{missing[0] if missing else ''!r} (add it under task.templates or templates:)")]
 
     def with_overrides(self, per_class: int | None = None, k: int | None = None, seed: int | None = None,
                        source: str | None = None, limit: int | None = None) -> "Recipe":
@@ -174,12 +196,22 @@ class Recipe:
     def from_yaml(cls, path: str | Path) -> "Recipe":
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            data = read_yaml(path, "recipe")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if not isinstance(data, dict):
             raise ConfigError(f"recipe {path} must be a YAML mapping")
         data.setdefault("name", path.stem)
+        task = data.get("task")
+        if isinstance(task, str) and task.endswith((".yaml", ".yml")):
+            # a spec file next to the recipe: read in here, so the build record carries the whole task
+            spec = Path(task) if Path(task).is_absolute() else path.parent / task
+            if not spec.is_file():
+                raise ConfigError(f"{path}: field 'task': task spec file not found: {spec}")
+            try:
+                data["task"] = read_yaml(spec, "task spec")
+            except ValueError as exc:
+                raise ConfigError(f"{path}: field 'task': {exc}") from None
         return cls.from_dict(data, str(path))
 
 

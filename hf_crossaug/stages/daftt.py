@@ -36,7 +36,7 @@ def training_rows(task: TaskSpec, subset: Dataset, mode: str, premise_step: bool
     """The labelled subset as ``prompt``/``answer`` pairs in the task's instruction format.
 
     annotate: inputs -> label name (``lm.classify``); generate: label (+ premise) -> the generated column
-    (``lm.item``), plus, when premises are generated, one ``lm.premise`` pair per distinct premise.
+    (``lm.item``), plus, when premises are generated, one ``lm.<first column>`` pair per distinct first-column value.
     """
     prompts, answers = [], []
     for i, row in enumerate(subset):
@@ -50,8 +50,9 @@ def training_rows(task: TaskSpec, subset: Dataset, mode: str, premise_step: bool
             prompts.append(task.templates["lm.item"].format(**fields))
             answers.append(answer_text(row[task.generated_column]))
     if mode == "generate" and premise_step:
-        for i, premise in enumerate(dict.fromkeys(subset["premise"])):
-            prompts.append(task.templates["lm.premise"].format(domain=domains[i % len(domains)], examples=""))
+        for i, premise in enumerate(dict.fromkeys(subset[task.first_column])):
+            prompts.append(task.templates[f"lm.{task.first_column}"].format(domain=domains[i % len(domains)],
+                                                                            examples=""))
             answers.append(answer_text(premise))
     return Dataset.from_dict({"prompt": prompts, "answer": answers})
 

@@ -10,9 +10,7 @@ import random
 
 from datasets import Dataset
 
-from ..config.tasks import TaskSpec
-
-STYLES = ("fewshot", "instruct", "lm")  # lm: a fine-tuned LLM's instruction format (finetune.py)
+from ..config.tasks import STYLES, TaskSpec  # STYLES: lm is a fine-tuned LLM's instruction format (finetune.py)
 
 
 def _examples_by_label(task: TaskSpec, source: Dataset) -> dict[int, list[dict]]:
@@ -38,14 +36,16 @@ def _rng(seed: int, *salt) -> random.Random:
 def premise_prompts(
     task: TaskSpec, source: Dataset, n: int, domains: list[str], style: str, n_shots: int, seed: int
 ) -> Dataset:
-    """Step one of NLI: ``n`` prompts for premises, spread round-robin over the domains."""
-    premises = sorted({row["premise"] for row in source})
+    """Step one of a pair task (NLI's premises): ``n`` prompts for the first column, spread round-robin over the
+    domains, each showing ``n_shots`` first-column examples in the task's ``first_example_format``."""
+    first = task.first_column
+    premises = sorted({row[first] for row in source})
     rows = []
     for i in range(n):
         domain = domains[i % len(domains)]
         shots = _rng(seed, "premise", i).sample(premises, min(n_shots, len(premises)))
-        examples = "".join(f"Sentence: {p}\n" for p in shots)
-        prompt = task.templates[f"{style}.premise"].format(domain=domain, examples=examples)
+        examples = "".join(task.first_example_format.format(**{first: p}) for p in shots)
+        prompt = task.templates[f"{style}.{first}"].format(domain=domain, examples=examples)
         rows.append({"prompt_id": f"p{i:06d}", "prompt": prompt, "domain": domain})
     return Dataset.from_list(rows)
 
@@ -62,7 +62,7 @@ def item_prompts(
 ) -> Dataset:
     """Class-conditioned prompts for the generated column.
 
-    For NLI, ``premises`` (dicts with ``premise`` and ``domain``) are given and every premise gets
+    For pair tasks, ``premises`` (dicts with the first column and ``domain``) are given and every one gets
     one prompt per label; for single-text tasks, ``per_class`` prompts per label are made.
     """
     if style not in STYLES:
@@ -100,11 +100,12 @@ def item_prompts(
     return Dataset.from_list(rows)
 
 
-def source_premises(source: Dataset, n: int, seed: int, domain: str = "source data") -> list[dict]:
-    """Draw ``n`` distinct premises from the source data instead of generating them."""
-    premises = sorted({row["premise"] for row in source})
+def source_premises(task: TaskSpec, source: Dataset, n: int, seed: int, domain: str = "source data") -> list[dict]:
+    """Draw ``n`` distinct first-column values (premises) from the source data instead of generating them."""
+    first = task.first_column
+    premises = sorted({row[first] for row in source})
     picked = _rng(seed, "source-premises").sample(premises, min(n, len(premises)))
-    return [{"prompt_id": f"s{i:06d}", "premise": p, "domain": domain} for i, p in enumerate(picked)]
+    return [{"prompt_id": f"s{i:06d}", first: p, "domain": domain} for i, p in enumerate(picked)]
 
 
 def multiple_choice_prompts(task, source: Dataset, n: int, style: str, n_shots: int, seed: int) -> Dataset:

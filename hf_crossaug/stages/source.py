@@ -28,7 +28,7 @@ def seed_path(task: TaskSpec) -> Path:
 def load_configured(task: TaskSpec, config: SourceConfig, seed: int = 0) -> Dataset:
     """The labelled rows a recipe's ``source:`` / ``dev:`` section names, normalised to the task."""
     return load_source(task, config.path, config.split, config.label_column, config.limit, seed, config.label_map,
-                       config.on_invalid)
+                       config.on_invalid, config.columns)
 
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -114,6 +114,7 @@ def load_source(
     seed: int = 0,
     label_map: dict | None = None,
     on_invalid: str = "error",
+    columns: dict | None = None,
 ) -> Dataset:
     """Load labelled data for ``task``; ``None`` or ``"seed"`` means the packaged seed set.
     ``label_map`` renames source labels first (e.g. SST-5's five classes folded into SST-3's three).
@@ -121,6 +122,7 @@ def load_source(
     A local file may carry a row slice, ``FILE@train[:120]`` (or pass ``split="train[:120]"``).
 
     ``limit`` keeps a seeded, class-stratified-by-shuffle subset, so small-scale runs stay balanced.
+    ``columns`` renames the data's columns to the task's first (``{headline: text, topic: label}``).
     """
     if source in (None, "", "seed") and not seed_path(task).exists():
         raise FileNotFoundError(f"no packaged seed set for task {task.name!r}; pass a source file or Hub id")
@@ -151,7 +153,25 @@ def load_source(
         except Exception as exc:  # no network, no such repo, no such split: one line, not a traceback
             raise ValueError(f"source {where}: not a local file, and loading it as a Hub dataset failed: "
                              f"{type(exc).__name__}: {_first_line(exc)}") from None
+    if columns:
+        ds, label_column = rename_columns(ds, columns, where, label_column)
     return normalise(ds, task, where, label_column, limit, seed, label_map, on_invalid)
+
+
+def rename_columns(ds: Dataset, columns: dict, where: str, label_column: str) -> tuple[Dataset, str]:
+    """The data's columns renamed to the task's (a column mapped to ``label`` becomes the label column). Data
+    already in the task's columns passes (a student's gold or target file may be either shape)."""
+    columns = {s: t for s, t in columns.items() if s in ds.column_names or t not in ds.column_names}
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"source {where}: field 'columns' names column {missing[0]!r}, which the data does not "
+                         f"have (columns: {', '.join(ds.column_names)})")
+    clash = [t for s, t in columns.items() if t in ds.column_names and t not in columns and t != s]
+    if clash:
+        raise ValueError(f"source {where}: field 'columns' renames a column to {clash[0]!r}, which the data "
+                         "already has; map that one too or drop it from the mapping")
+    ds = ds.rename_columns({s: t for s, t in columns.items() if s != t})
+    return ds, ("label" if "label" in columns.values() else label_column)
 
 
 def _has_text(value) -> bool:

@@ -237,7 +237,8 @@ def backend_ref(config: TranslateConfig) -> ModelRef:
 
 def translate(ds: Dataset, columns: list[str] | tuple[str, ...], config: TranslateConfig, work_dir: str | Path,
               backend: TranslationBackend | None = None, desc: str = "translate") -> Dataset:
-    """Translate ``columns`` in place; the originals move to ``<col>_en``, every other column is kept.
+    """Translate ``columns`` in place; the originals move to ``<col>_<src>`` (``premise_en``), every other column
+    is kept.
 
     Unique texts over all ``columns`` are translated once (length-sorted batches) in resumable shards
     under ``work_dir/<desc>-<fingerprint>/``, then mapped back onto the rows.
@@ -283,7 +284,7 @@ def translate_generations(ds: Dataset, columns, config: TranslateConfig, tgt: st
                           backend: TranslationBackend | None = None) -> tuple[Dataset, dict, dict]:
     """The pipeline's route step: translate into ``tgt``, filter, keep passing rows.
 
-    Returns the kept rows (``<col>_en`` originals alongside), counts per filter reason and the
+    Returns the kept rows (``<col>_<src>`` originals alongside), counts per filter reason and the
     translator's provenance for the card. Raises when no row survives, naming the reasons.
     """
     from .filters import filter_translations, translation_drop_counts
@@ -304,14 +305,14 @@ def code_switched_pairs(ds: Dataset, columns, src: str, tgt: str) -> Dataset:
     """Self-Translate-Train's code-switched pairs: for each translated pair, add the two mixed rows
     (first column in ``src`` + second in ``tgt``, and the reverse), next to the all-``tgt`` row.
 
-    Every row keeps its ``<col>_en`` originals, so the teacher labels all three from the same English
+    Every row keeps its ``<col>_<src>`` originals, so the teacher labels all three from the same source-language
     pair; ``pair_languages`` says which language each column is in.
     """
     first, second = columns
     base = ds.add_column("pair_languages", [f"{tgt}-{tgt}"] * len(ds))
     mixed = []
     for a, b, tag in ((src, tgt, "cs1"), (tgt, src, "cs2")):
-        swap = {first: f"{first}_en"} if a == src else {second: f"{second}_en"}
+        swap = {first: f"{first}_{src}"} if a == src else {second: f"{second}_{src}"}
         part = ds.map(lambda row: {**{c: row[en] for c, en in swap.items()},
                                    "id": f"{row['id']}-{tag}", "pair_languages": f"{a}-{b}"},
                       desc=f"code-switch {a}-{b}")

@@ -8,14 +8,13 @@ from pathlib import Path
 
 from ..citations import card_section
 from ..config.student import MC_MODES
-from ..config.tasks import TASKS
+from ..config.tasks import get_task
 from ..utils.files import RESULTS_FILE
 from ..utils.paths import portable
 from .common import EMBEDDED_ORIGINS, dataset_hub_id
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 DATA_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
-TASK_TEXT = {"nli": "natural language inference", "sentiment": "sentiment"}
 MODE_TEXT = {
     "SRC": "English gold data only (zero-shot transfer baseline).",
     "GEN": "generated data only, with the labels the generator was prompted with (as many rows as SRC+GEN).",
@@ -39,8 +38,9 @@ def eval_results(results: dict, task_type: str = "text-classification", f1: bool
     from huggingface_hub import EvalResult
 
     ev = results.get("evaluation") or {}
-    task_name = {"nli": "Natural Language Inference", "sentiment": "Sentiment Classification"}.get(
-        results["task"], f"Multiple Choice ({results['task']})")
+    task = task_of(results)
+    task_name = (f"Multiple Choice ({task.name})" if task.kind == "multiple_choice" else
+                 (task.description or task.name).title() + " Classification")
     out = []
     for lang, s in (ev.get("scores") or {}).items():
         if lang == "avg":
@@ -61,6 +61,11 @@ def eval_results(results: dict, task_type: str = "text-classification", f1: bool
             out.append(EvalResult(metric_type="f1", metric_value=round(s["macro_f1"], 4),
                                   metric_name=f"macro-F1 ({lang})", metric_args={"average": "macro"}, **common))
     return out
+
+
+def task_of(results: dict):
+    """The student's task: the spec its results carry (a user's own task), else the packaged one it names."""
+    return get_task(results.get("task_spec") or results["task"])
 
 
 def chosen_by(results: dict) -> str:
@@ -126,7 +131,7 @@ def model_card(results: dict):
         data, template_path=str(TEMPLATES / ("frozen_student_card.md" if frozen else "student_card.md")),
         head=head, model_name=results["model_name"], task=results["task"],
         labels=results["labels"], language=results.get("language"), package_version=results["package_version"],
-        task_text=TASK_TEXT.get(results["task"], results["task"]), mode=mode,
+        task_text=task_of(results).description or results["task"], mode=mode,
         mode_description=MODE_TEXT.get(kind, MODE_TEXT.get(mode, "")).format(s=strategy) + chosen_by(results),
         eval_rows=eval_rows, eval_note=eval_note, selection_text=selection_text, base=base,
         base_note=(f"converted offline from the packaged copy of `{base['hub_id']}`"
@@ -134,7 +139,7 @@ def model_card(results: dict):
         gold=results["gold"], dataset={**ds, "hub_id": hub_dataset}, counts=results["counts"], teacher=results.get("teacher"),
         recipe=results.get("recipe"), hyperparameters=hyper,
         dev_history=", ".join(f"epoch {h['epoch']:g}: {h['accuracy']:.4f}" for h in sel["history"]) or "-",
-        usage_id=results.get("repo_id") or results["model_name"], pair=len(TASKS[results["task"]].text_columns) > 1,
+        usage_id=results.get("repo_id") or results["model_name"], pair=task_of(results).two_step,
         citation=card_section(),
     )
 

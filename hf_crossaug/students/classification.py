@@ -35,6 +35,7 @@ from ..models.training import one_line_load_errors
 from .card import save_results
 from .frozen import BACKEND, HEAD_FILE, fit_frozen
 from .common import (build_info, dataset_hub_id, distillation_config, fit_best_epoch, gold_and_dev, infer_task,
+                     source_columns,
                      recommended_mode, results_dict, synthetic)
 from .multiple_choice import train_mc_student
 from .modes import DEFAULT_SIZE_CONFIG, build_training_set, parse_mode, row_counts, synthetic_config
@@ -78,7 +79,7 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
 
     if config.class_balance is None:  # a student follows the balance its dataset's teacher was trained with
         config = dataclasses.replace(config, class_balance=bool(recipe.get("teacher", {}).get("class_balance")))
-    gold, gold_name, dev_ds, dev_name = gold_and_dev(task, gold_source, dev, config)
+    gold, gold_name, dev_ds, dev_name = gold_and_dev(task, gold_source, dev, config, source_columns(info))
     generated = None if mode.config is None else (
         dataset_ref if isinstance(dataset_ref, Mapping) else (lambda name: synthetic(dataset_ref, name)))
     train_rows = build_training_set(mode, gold, generated, task, seed=config.seed, config=config.config)

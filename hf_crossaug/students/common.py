@@ -13,7 +13,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from ..config.student import DEFAULT_MODE, MC_DEFAULT_MODE, StudentConfig
-from ..config.tasks import TASKS, MultipleChoiceSpec, TaskSpec, get_task
+from ..config.tasks import MultipleChoiceSpec, TaskSpec, get_task, packaged_tasks
 from ..models.resolve import ENCODER_DEFAULT
 from ..models.training import balanced_class_weights, epoch_selection_args
 from ..stages.source import load_source, normalise
@@ -58,28 +58,36 @@ def recommended_mode(config: StudentConfig, recipe: dict) -> tuple[StudentConfig
 
 
 def infer_task(columns) -> TaskSpec:
-    """The task whose text columns a dataset has (the most specific match)."""
-    matches = [t for t in TASKS.values() if set(t.text_columns) <= set(columns)]
+    """The packaged task whose text columns a dataset has (the most specific match); a dataset built by
+    hf_crossaug names its task in its build record instead (`task_of`)."""
+    matches = [t for t in packaged_tasks().values() if set(t.text_columns) <= set(columns)]
     if not matches:
         raise ValueError(f"cannot tell the task from columns {', '.join(columns)}; pass the task explicitly")
     return max(matches, key=lambda t: len(t.text_columns))
 
 
-def gold_and_dev(task: TaskSpec, gold_source, dev, config: StudentConfig) -> tuple[Dataset, str, Dataset, str]:
+def gold_and_dev(task: TaskSpec, gold_source, dev, config: StudentConfig,
+                 columns: dict | None = None) -> tuple[Dataset, str, Dataset, str]:
     """Gold training rows and the model-selection set (``dev``, or ``dev_fraction`` held out of the gold
-    data), each with a name for the card."""
-    gold, gold_name = _load_labelled(task, gold_source, config.limit, config.seed)
+    data), each with a name for the card; ``columns``: the dataset recipe's ``source.columns`` renaming."""
+    gold, gold_name = _load_labelled(task, gold_source, config.limit, config.seed, columns)
     if dev is None:
         split = gold.train_test_split(test_size=config.dev_fraction, seed=config.seed, stratify_by_column="label")
         return split["train"], gold_name, split["test"], f"{config.dev_fraction:.0%} of the gold data"
-    return (gold, gold_name, *_load_labelled(task, dev, config.dev_limit, config.seed))
+    return (gold, gold_name, *_load_labelled(task, dev, config.dev_limit, config.seed, columns))
 
 
-def _load_labelled(task: TaskSpec, ref, limit: int | None, seed: int) -> tuple[Dataset, str]:
+def _load_labelled(task: TaskSpec, ref, limit: int | None, seed: int, columns=None) -> tuple[Dataset, str]:
     if isinstance(ref, Dataset):
         ds = normalise(ref, task, "dataset", limit=limit, seed=seed) if limit else ref
         return ds, "in-memory dataset"
-    return load_source(task, str(ref), limit=limit, seed=seed), str(ref)
+    return load_source(task, str(ref), limit=limit, seed=seed, columns=columns), str(ref)
+
+
+def source_columns(info: dict) -> dict | None:
+    """The dataset recipe's ``source.columns`` (its data's column names -> the task's), so a student reads gold
+    and target files in the same shape as the build read its source."""
+    return ((info.get("recipe") or {}).get("source") or {}).get("columns")
 
 
 def student_args(config: StudentConfig, out: Path, **overrides) -> dict:
@@ -154,6 +162,8 @@ def results_dict(config: StudentConfig, task: TaskSpec, out: Path, ref, info: di
         "package_version": __version__,
         "model_name": out.name,
         "task": task.name,
+        "task_spec": task.to_dict(),  # a user's own task is in no package: the student carries its spec
+        "columns": source_columns(info),
         "labels": list(task.labels),
         "language": recipe.get("language"),
         "mode": mode,
@@ -163,7 +173,7 @@ def results_dict(config: StudentConfig, task: TaskSpec, out: Path, ref, info: di
         "gold": {"name": gold_name, "limit": config.limit},
         "counts": counts,
         "teacher": info.get("teacher"),
-        "recipe": {k: recipe.get(k) for k in ("name", "task", "language", "route")} if recipe else None,
+        "recipe": {**{k: recipe.get(k) for k in ("name", "language", "route")}, "task": task.name} if recipe else None,
         "selection": {"select_by": config.select_by, "dev": dev_name, "dev_size": dev_size,
                       "dev_accuracy": best["eval_accuracy"], "dev_macro_f1": best["eval_macro_f1"],
                       "best_checkpoint": best_ckpt,

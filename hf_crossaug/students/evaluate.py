@@ -14,7 +14,7 @@ from ..config.tasks import MultipleChoiceSpec, TaskSpec, get_task
 from ..metrics.functions import per_language_scores
 from ..models.resolve import ENCODER_DEFAULT, resolve_model
 from ..models.training import on_accelerator, one_line_load_errors, predict_logits
-from ..stages.source import FORMATS, load_source, normalise
+from ..stages.source import FORMATS, load_source, normalise, rename_columns
 from ..utils.files import RESULTS_FILE
 from .card import save_results
 from .frozen import FrozenFeatureClassifier, is_frozen_student
@@ -35,16 +35,21 @@ def parse_target(ref: str) -> dict:
             "split": split or "validation"}
 
 
-def load_target(task: TaskSpec, ref: str, limit: int | None = None, seed: int = 0) -> Dataset:
-    """A target evaluation set, normalised like the source data (`hf_crossaug.stages.source.load_source`)."""
+def load_target(task: TaskSpec, ref: str, limit: int | None = None, seed: int = 0,
+                columns: dict | None = None) -> Dataset:
+    """A target evaluation set, normalised like the source data (`hf_crossaug.stages.source.load_source`);
+    ``columns`` renames its columns to the task's as the dataset recipe's ``source.columns`` did."""
     t = parse_target(ref)
     if t["kind"] == "file":
-        return load_source(task, t["type"], split=t["split"] or "train", limit=limit, seed=seed)
+        return load_source(task, t["type"], split=t["split"] or "train", limit=limit, seed=seed, columns=columns)
     try:
         ds = load_folder_or_hub(t["type"], t["config"], t["split"])
     except FileNotFoundError as exc:
         raise ValueError(f"target {ref}: {str(exc).splitlines()[0]}") from None
-    return normalise(ds, task, ref, limit=limit, seed=seed)
+    label_column = "label"
+    if columns:
+        ds, label_column = rename_columns(ds, columns, ref, label_column)
+    return normalise(ds, task, ref, label_column, limit=limit, seed=seed)
 
 
 def label_map(model, task: TaskSpec) -> np.ndarray:
@@ -87,8 +92,8 @@ def evaluate_model(model_dir_or_id: str | Path, targets: Mapping[str, str], task
     if task is None:
         if saved is None:
             raise ValueError(f"{model_dir_or_id} was not trained by hf_crossaug; pass the task (nli, sentiment)")
-        task = saved["task"]
-    task = get_task(task) if isinstance(task, str) else task
+        task = saved.get("task_spec") or saved["task"]  # older students name a packaged task only
+    task = get_task(task)
     max_length = max_length or (saved["config"]["max_length"] if saved else 128)
     mc = isinstance(task, MultipleChoiceSpec)
     if is_frozen_student(folder):
@@ -115,7 +120,7 @@ def _score(predict_ds, model_dir_or_id, targets: Mapping[str, str], task: TaskSp
     t0 = time.perf_counter()
     preds, refs, langs, meta = [], [], [], {}
     for lang, target in targets.items():
-        ds = load_target(task, target, limit=limit, seed=seed)
+        ds = load_target(task, target, limit=limit, seed=seed, columns=(saved or {}).get("columns"))
         preds.append(predict_ds(ds))
         refs.append(np.asarray(ds["label"]))
         langs += [lang] * len(ds)

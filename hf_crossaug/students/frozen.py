@@ -171,7 +171,8 @@ def fit_frozen(config: StudentConfig, task: TaskSpec, train_rows: Dataset, dev: 
     args = distillation_config(config, out, train_rows, task.num_labels, **FROZEN_TRAINER_OVERRIDES)
     fit = fit_best_epoch(head_trainer(model, args, train_x, train_rows, dev_x, dev, task), out)
     (out / "training_args.bin").unlink(missing_ok=True)  # pickled; the settings are in crossaug_student.json
-    head = {"backend": BACKEND, "task": task.name, "labels": list(task.labels), "text_columns": list(task.text_columns),
+    head = {"backend": BACKEND, "task": task.name, "task_spec": task.to_dict(), "labels": list(task.labels),
+            "text_columns": list(task.text_columns),
             "features": "embedding" if len(task.text_columns) == 1 else PAIR_FEATURES,
             "encoder": {**embedder.ref.provenance(), "prefix": embedder.prefix, "pooling": "mean, L2-normalised"},
             "input_dim": int(train_x.shape[1]), "hidden": HIDDEN, "dropout": DROPOUT, "num_labels": task.num_labels,
@@ -189,7 +190,7 @@ class FrozenFeatureClassifier:
 
     def __init__(self, head: FeatureHead, info: dict, embedder: SentenceEmbedder):
         self.head, self.info, self.embedder = head.eval(), info, embedder
-        self.task = get_task(info["task"])
+        self.task = get_task(info.get("task_spec") or info["task"])
 
     @classmethod
     def load(cls, folder: str | Path) -> "FrozenFeatureClassifier":

@@ -174,7 +174,7 @@ def build_training_set(mode: str | Mode, gold: Dataset, synthetic: Synthetic | N
     ``len(gold) + n_gen``); the draw takes all of ``raw`` if it is smaller.
     """
     m = parse_mode(mode) if isinstance(mode, str) else mode
-    task = get_task(task) if isinstance(task, str) else task
+    task = get_task(task)
     parts = [_gold_rows(gold, task)] if m.gold else []
     if m.config is not None:
         if synthetic is None:

@@ -21,7 +21,8 @@ from ..models.resolve import ENCODER_DEFAULT, resolve_model
 from ..config.student import MC_MODES as MODES
 from ..config.tasks import MultipleChoiceSpec
 from ..models.training import one_line_load_errors
-from .common import dataset_hub_id, fit_best_epoch, gold_and_dev, results_dict, student_args, synthetic
+from .common import (dataset_hub_id, fit_best_epoch, gold_and_dev, results_dict, source_columns, student_args,
+                     synthetic)
 from ..config.select import RAW
 
 
@@ -73,7 +74,7 @@ def train_mc_student(config, task: MultipleChoiceSpec, dataset_ref, gold_source,
     t0 = time.perf_counter()
     if config.mode not in MODES:
         raise ValueError(f"multiple-choice students train in mode {', '.join(MODES)}; got {config.mode!r}")
-    gold, gold_name, dev_ds, dev_name = gold_and_dev(task, gold_source, dev, config)
+    gold, gold_name, dev_ds, dev_name = gold_and_dev(task, gold_source, dev, config, source_columns(info))
     used_config = None if config.mode == "SRC" else (config.config or RAW)
     generated = None if used_config is None else synthetic(dataset_ref, used_config)
     rows = training_items(config.mode, gold, generated, task)
