@@ -2,7 +2,7 @@
 
 The public API, importable from the top level (loaded lazily, so ``crossaug --help`` stays fast)::
 
-    from hf_crossaug import Recipe, build_dataset, load_synthetic, build_training_set
+    from hf_crossaug import Recipe, build_dataset, CrossAugBuilder, load_synthetic, build_training_set
     from hf_crossaug import DistillationConfig, DistillationTrainer, StudentConfig, train_student, evaluate_model
 
 The package is layered; imports only run downward (a test checks it):
@@ -17,7 +17,7 @@ from .version import __version__
 _EXPORTS = {
     "Recipe": "config.recipe", "load_recipe": "config.recipe", "GenerationConfig": "config.generate",
     "SelectionConfig": "config.select", "TeacherConfig": "config.teacher", "StudentConfig": "config.student",
-    "build_dataset": "build.export", "run_pipeline": "build.pipeline",
+    "build_dataset": "build.export", "run_pipeline": "build.pipeline", "CrossAugBuilder": "build.builder",
     "load_synthetic": "students.modes", "build_training_set": "students.modes", "parse_mode": "students.modes",
     "DistillationConfig": "students.trainer", "DistillationTrainer": "students.trainer",
     "prepare_distillation_dataset": "students.trainer", "train_student": "students.classification",

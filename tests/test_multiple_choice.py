@@ -142,6 +142,7 @@ class ScriptedGenerator:
 
 
 def test_generate_items_runs_the_generate_stage_and_validates(tmp_path):
+    from hf_crossaug.build.configs import raw_features
     from hf_crossaug.build.pipeline import generate_items
 
     recipe = Recipe.from_dict(mc_recipe(per_class=9, generation={"stop_at_newline": False, "batch_size": 3,
@@ -152,6 +153,7 @@ def test_generate_items_runs_the_generate_stage_and_validates(tmp_path):
     assert stats["counts"]["generations"]["prompts"] == 9 and stats["counts"]["generations"]["wrong_format"] == 3
     assert len(items) == 6 and items.column_names == ["id", "premise", "question", "choice1", "choice2", "label",
                                                       "choices_swapped"]
+    assert items.features == raw_features(recipe)  # what a dataset builder declares before running
     assert len(list(tmp_path.glob("items-*/shard-*.parquet"))) == 3  # sharded like every generation
     for row in items:  # the right answer survives the balancing swap
         assert row["choice1" if row["label"] == 0 else "choice2"] == "He could not open the door."

@@ -9,6 +9,7 @@ from datasets import Dataset
 
 from hf_crossaug.stages.clean import CleanConfig
 from hf_crossaug.stages.generate import GenerationConfig
+from hf_crossaug.build.configs import raw_features
 from hf_crossaug.build.pipeline import run_pipeline
 from hf_crossaug.config.recipe import Recipe, SourceConfig
 from hf_crossaug.stages.teacher import TeacherConfig
@@ -87,6 +88,8 @@ def test_pipeline_code_switch_rows_labelled_from_english(tiny_llm_dir, tiny_enco
     result = run_pipeline(recipe, tmp_path, log=lambda m: None)
     raw, counts = result.raw, result.stats["counts"]["translation"]
     assert len(raw) == 3 * counts["kept"] and counts["code_switched_rows"] == 2 * counts["kept"]
+    declared = raw_features(recipe)  # what a dataset builder declares before running (build/configs.py)
+    assert raw.features == declared and raw.column_names == list(declared) and "pair_languages" in declared
     by_id = {r["id"]: r for r in raw}
     for rid, row in by_id.items():
         if rid.endswith("-cs1"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from ..citations import card_section
@@ -14,6 +15,7 @@ from ..config.tasks import MultipleChoiceSpec
 from ..version import __version__
 from ..metrics.functions import diversity_score, label_agreement
 from ..utils.paths import portable
+from .configs import default_config
 from .pipeline import PipelineResult
 from ..config.select import RAW
 
@@ -79,11 +81,12 @@ def _fmt(v) -> str:
 
 
 def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: dict, columns: list[str],
-                 repo_id: str, quality: dict | None = None) -> DatasetCard:
+                 repo_id: str, quality: dict | None = None, infos: DatasetInfosDict | None = None) -> DatasetCard:
     """A card a reviewer can reproduce the dataset from (validated by ``huggingface_hub``). Local paths
-    are made portable (`hf_crossaug.utils.paths`): relative to the working folder, else a name (+ sha256)."""
+    are made portable (`hf_crossaug.utils.paths`): relative to the working folder, else a name (+ sha256).
+    ``infos`` (`hf_crossaug.build.configs.dataset_infos`) become the YAML ``dataset_info``, as on the Hub."""
     stats, task = portable(result.stats), recipe.task_spec
-    default = "div-k" if "div-k" in rows else next(iter(rows))
+    default = default_config(list(rows))
     configs = [{"config_name": n, "data_files": [{"split": "train", "path": f"data/{n}/train-*.parquet"}],
                 **({"default": True} if n == default else {})} for n in rows]
     source = stats["source"]["name"]
@@ -97,6 +100,8 @@ def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: di
         source_datasets=[f"extended|{source}" if recipe.source.path not in (None, "", "seed") else "original"],
         pretty_name=recipe.name, configs=configs, tags=["synthetic", "hf_crossaug", f"route:{recipe.route}"],
     )
+    if infos:
+        infos.to_dataset_card_data(data)  # per config ``dataset_info: - config_name: ... features: ...``
     hashes = task.template_hashes()
     templates = [{"key": k, "hash": hashes[k], "text": v} for k, v in
                  {**task.templates, "example_format": task.example_format}.items()]

@@ -16,13 +16,12 @@ from pathlib import Path
 
 from ..config.recipe import Recipe
 from ..config.select import RAW
-from ..models.embed import SentenceEmbedder
-from ..stages.select import SelectionContext, select_with_report
 from ..utils.logging import log_or_logger
 from ..utils.files import BUILD_FILE, MARKER_FILE, WorkLock, check_replaceable, replace_output_folder
 from ..utils.paths import portable
 from ..config.tasks import MultipleChoiceSpec
 from .card import config_quality, dataset_card
+from .configs import dataset_infos, select_configs, selection_context
 from .pipeline import preflight, run_pipeline
 
 
@@ -42,23 +41,15 @@ def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path |
         preflight(recipe)
         result = run_pipeline(recipe, work, log)
         raw = result.raw
-        embedder = None
-        tables, reports = {RAW: raw}, {}
+        mc = isinstance(recipe.task_spec, MultipleChoiceSpec)  # no teacher, no encoder to embed with
+        context = None if mc else selection_context(recipe)
         log(f"selecting {len(recipe.selection.strategies)} configs ({', '.join(recipe.selection.strategies)}) "
             f"from {len(raw)} labelled rows, k={recipe.selection.k} per class")
-        for name in recipe.selection.strategies:
-            if embedder is None:  # one embedder (and one embedding pass) for every strategy that needs it
-                embedder = SelectionContext(recipe.selection, None, SentenceEmbedder(
-                    recipe.teacher.model, recipe.teacher.revision), tuple(recipe.task_spec.text_columns))
-            ds, reports[name] = select_with_report(raw, name, recipe.selection, context=embedder)
-            tables[name] = ds.flatten_indices()
+        tables, reports = select_configs(recipe, raw, context=context)
         quality = None
-        if not isinstance(recipe.task_spec, MultipleChoiceSpec):  # no teacher, no encoder to embed with
-            if embedder is None:
-                embedder = SelectionContext(recipe.selection, None, SentenceEmbedder(
-                    recipe.teacher.model, recipe.teacher.revision), tuple(recipe.task_spec.text_columns))
+        if not mc:
             log(f"scoring diversity and teacher/prompt label agreement of {len(tables)} configs")
-            quality = config_quality(tables, embedder.get_embeddings(raw), recipe.task_spec.num_labels)
+            quality = config_quality(tables, context.get_embeddings(raw), recipe.task_spec.num_labels)
         tmp = out.with_name(f".{out.name}.crossaug-tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)  # our own leftover: the name carries this process's PID
@@ -66,13 +57,16 @@ def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path |
         (tmp / MARKER_FILE).touch()
         log(f"writing {len(tables)} configs and the dataset card to {out}")
         try:
+            sizes = {}
             for name, ds in tables.items():
                 (tmp / "data" / name).mkdir(parents=True)
-                ds.to_parquet(str(tmp / "data" / name / "train-00000-of-00001.parquet"))
+                path = tmp / "data" / name / "train-00000-of-00001.parquet"
+                ds.to_parquet(str(path))  # cast to the declared features by select_configs
+                sizes[name] = path.stat().st_size
             repo_id = repo_id or f"crossaug/{recipe.name}"
             rows = {n: len(d) for n, d in tables.items()}
-            dataset_card(recipe, result, rows, reports, list(raw.column_names), repo_id,
-                         quality).save(tmp / "README.md")
+            dataset_card(recipe, result, rows, reports, list(tables[RAW].column_names), repo_id, quality,
+                         dataset_infos(recipe, tables, sizes)).save(tmp / "README.md")
             # repo_id: where the card says the dataset lives (students name it in their cards; push updates it);
             # local paths made portable as in the card: the file is uploaded with the dataset
             build = portable({**result.stats, "repo_id": repo_id, "quality": quality})

@@ -20,7 +20,7 @@ from typing import Callable, ClassVar, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasets import Dataset
+from datasets import Dataset, Features, Value
 
 from ..config.base import check
 from ..config.select import KMEANS_BACKENDS, SelectionConfig
@@ -100,6 +100,14 @@ class SelectionStrategy:
     name: ClassVar[str]
     columns: ClassVar[tuple[str, ...]]  # score columns added to the kept rows
     requires: ClassVar[tuple[str, ...]] = ()  # input columns, checked before anything runs
+    dtypes: ClassVar[dict[str, str]] = {}  # score columns that are not float64 (ranks, cluster ids)
+
+    @classmethod
+    def added_features(cls) -> Features:
+        """The columns `select_with_report` adds to the kept rows, known before anything runs (a dataset
+        builder declares them without selecting)."""
+        return Features({**{c: Value(cls.dtypes.get(c, "float64")) for c in cls.columns},
+                         "selected_by": Value("string"), "selection_rank": Value("int64")})
 
     def scores(self, ds: Dataset, class_id, rows: np.ndarray, ctx: SelectionContext) -> dict[str, np.ndarray]:
         """One array per name in ``columns``, aligned with ``rows``."""
@@ -157,6 +165,7 @@ class RandK(SelectionStrategy):
 
     name = "rand-k"
     columns = ("rand_rank",)
+    dtypes = {"rand_rank": "int64"}
 
     def pick(self, ds, class_id, rows, ctx):
         # Seeded per class so one class's size does not change another class's sample.
@@ -211,6 +220,7 @@ class DivK(SelectionStrategy):
 
     name = "div-k"
     columns = ("div_cluster", "div_score")
+    dtypes = {"div_cluster": "int64"}
     requires = ("teacher_probs",)
 
     def pick(self, ds, class_id, rows, ctx):
@@ -315,7 +325,7 @@ def select_with_report(ds: Dataset, strategy: str, config: SelectionConfig, embe
         indices.extend(rows[order].tolist())
         for c in strat.columns:
             class_values[c].extend(np.asarray(values.get(c, [])).tolist())
-    added = (*strat.columns, "selected_by", "selection_rank")
+    added = tuple(strat.added_features())
     # Explicit fingerprints: by default ``datasets`` pickles and hashes every added column (most of the
     # time of a large selection). The result is a function of the input, the strategy, config and rows.
     h = hashlib.sha256(f"{ds._fingerprint}|{strategy}|{sorted(asdict(config).items())}".encode())
