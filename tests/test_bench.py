@@ -4,6 +4,7 @@ tiny end-to-end run of both students (frozen-features, finetune) and of pipeline
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,16 +18,39 @@ from hf_crossaug.config.tasks import get_task
 SENTIMENT = get_task("sentiment")
 from hf_crossaug.students import frozen as feature_student
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the script itself is not a package
-
-import reproduce  # noqa: E402
-import reproduce_report  # noqa: E402
+from benchmarks import extras, reproduce, reproduce_report
 
 
 def test_cli_bench_reproduce_forwards_arguments_to_the_script():
     res = CliRunner().invoke(app, ["bench", "reproduce", "--help"])
     assert res.exit_code == 0
     assert "--per-class" in res.output and "--seeds" in res.output
+
+
+def test_a_missing_optional_module_is_a_one_line_error_before_any_work(monkeypatch):
+    """Without the [bench] extra the run used to die on ``import matplotlib`` at its first checkpoint, half an
+    hour in: now the check comes first, before the data check, any build or any student."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    monkeypatch.setattr(reproduce, "run_task", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(SystemExit) as exc:
+        reproduce.main(["--task", "nli", "--data", "/nonexistent", "--out", "/nonexistent/out"])
+    message = str(exc.value)
+    assert message == 'error: benchmarks.reproduce needs matplotlib, which is not installed: pip install -e ".[bench]"'
+    monkeypatch.setitem(sys.modules, "nltk", None)  # an import that would fail is missing too
+    assert extras.missing(["nltk", "numpy"]) == ["nltk"]
+    assert not Path("/nonexistent/out").exists()
+
+
+def test_benchmarks_run_as_modules_and_as_files():
+    root = Path(__file__).resolve().parents[1]
+    for cmd in (["-m", "benchmarks.reproduce", "--help"], [str(root / "benchmarks" / "reproduce.py"), "--help"]):
+        res = subprocess.run([sys.executable, *cmd], cwd=root if cmd[0] == "-m" else Path(__file__).parent,
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert "--per-class" in res.stdout
 
 
 def test_feature_head_learns_with_the_distillation_trainer():
