@@ -1,6 +1,8 @@
 """The `datasets` builder of a recipe: its configs build from the cached pipeline, its Features come from the recipe
 without loading a model, and the builder, the Hub-layout folder and its card agree on every config's schema."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 from datasets import ClassLabel, Features, Value, load_dataset
@@ -113,6 +115,12 @@ def test_info_declares_features_without_loading_a_model(no_models, tmp_path, tin
     assert copa.config.name == "raw" and copa.info.features == Features({
         "id": Value("string"), "premise": Value("string"), "question": Value("string"), "choice1": Value("string"),
         "choice2": Value("string"), "label": ClassLabel(names=["choice1", "choice2"]), "choices_swapped": Value("bool")})
+    # a task that is in no package, defined only in a test recipe: its own labels and columns, no model loaded
+    topic = CrossAugBuilder(recipe=str(Path(__file__).parent / "data" / "topic-sw-synth.yaml"), config_name="div-k",
+                            cache_dir=str(tmp_path))
+    names = ["world", "sports", "business", "science"]
+    assert topic.info.features["prompt_label"] == topic.info.features["teacher_label"] == ClassLabel(names=names)
+    assert list(topic.info.features)[:4] == ["id", "text", "prompt_label", "domain"]
     with pytest.raises(ModelLoaded):  # preparing does reach the pipeline
         nli.download_and_prepare()
 
