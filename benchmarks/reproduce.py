@@ -372,7 +372,8 @@ def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets
         "recipe": recipe.to_dict(),
         "data": {"source": {**file_info(data / spec["source"]), "rows": len(gold)},
                  "dev": {**file_info(data / spec["dev"]), "rows": len(dev)},
-                 "targets": {lang: {**file_info(data / spec["targets"][lang]), "rows": len(ds)}
+                 "targets": {lang: {**file_info(data / spec["targets"][lang].partition("@")[0]), "rows": len(ds),
+                                    "slice": spec["targets"][lang].partition("@")[2] or None}
                              for lang, ds in targets.items()}},
         "models": {"generator": stats["generator"], "teacher": stats["teacher"],
                    "student_encoder": embedder.ref.provenance()},
@@ -400,7 +401,7 @@ def main(argv=None) -> None:
     require("benchmarks.reproduce", OPTIONAL)  # before any work: the plots are written at the first checkpoint
     tasks = list(TASKS) if args.task == "all" else [args.task]
     missing = [rel for t in tasks for rel in (TASKS[t]["source"], TASKS[t]["dev"], *TASKS[t]["targets"].values())
-               if not (Path(args.data) / rel).is_file()]
+               if not (Path(args.data) / rel.partition("@")[0]).is_file()]  # FILE@train[:2000]: a row slice
     if missing:
         raise SystemExit(f"error: shared data not found: {Path(args.data) / missing[0]} (pass --data)")
     out = Path(args.out)

@@ -51,7 +51,10 @@ TASKS = {
                                "clusters": 5, **FINETUNE_RUN, "student_epochs": 5}},
     # smaller: 6,000 MahaSent rows and SST's 8.5K train would double the run for the same question
     "sentiment": {"recipe": "mahasent-mr-synth", "source": "sst3/train.jsonl", "dev": "sst3/dev.jsonl",
-                  "targets": {"mr": "mahasent/dev-mr.jsonl", "hi": "iitp_product/dev-hi.jsonl"},
+                  # hi-en: GLUECoS code-mixed tweets; only a train split exists here, so its first 2,000 rows are
+                  # the target (recipe gluecos-hi-en-synth draws its few-shot examples from the rest)
+                  "targets": {"mr": "mahasent/dev-mr.jsonl", "hi": "iitp_product/dev-hi.jsonl",
+                              "hi-en": "gluecos_sentiment/train-romanized.jsonl@train[:2000]"},
                   "scale": {"source_limit": 1200, "dev_limit": 400, "target_limit": 1500, "per_class": 120, "k": 60,
                             "clusters": 10, **FROZEN_RUN},
                   "finetune_scale": {"source_limit": 300, "dev_limit": 150, "target_limit": 300, "per_class": 60,

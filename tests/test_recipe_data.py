@@ -17,6 +17,7 @@ NLI, SENTIMENT = (get_task("nli"), get_task("sentiment"))
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "dataset_scripts"
 RECIPES = [
+    "gluecos-hi-en-synth",
     "iitp-hi-synth-direct",
     "mahasent-mr-synth",
     "xcopa-sw-synth",

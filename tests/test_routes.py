@@ -63,13 +63,46 @@ def test_direct_route_prompts_with_target_language_examples(tiny_llm_dir, tiny_e
                     fewshot_source=SourceConfig(path=str(shots)),
                     **tiny(llm=tiny_llm_dir, encoder=tiny_encoder_dir)).validate()
     result = run_pipeline(recipe, tmp_path / "work", log=lambda m: None)
-    assert result.stats["source"]["fewshot"] == {"name": str(shots), "split": "train", "rows": 6, "language": "sw"}
+    assert result.stats["source"]["fewshot"] == {"name": str(shots), "split": "train", "rows": 6, "language": "sw",
+                                                 "labels": "given"}
     assert result.stats["source"]["rows"] == 120  # the teacher still learns from the English seed set
     prompts = pd.concat(pd.read_parquet(p) for p in (tmp_path / "work").glob("text-*/shard-*.parquet"))
     for prompt, label in zip(prompts["prompt"], prompts["prompt_label"]):
         shown = [t for t, lab in SW if t in prompt]
         assert len(shown) == 2 and all(dict(SW)[t] == ["negative", "neutral", "positive"][label] for t in shown)
     assert len(result.raw) > 0 and "teacher_probs" in result.raw.column_names
+
+
+def test_direct_route_with_unlabelled_examples_prompts_them_under_the_teachers_labels(
+        tiny_llm_dir, tiny_encoder_dir, tmp_path, monkeypatch):
+    """A target-language pool without labels (``label_column: null``): the teacher labels it, then the prompts
+    show each text as an example of the class the teacher gave it."""
+    import hf_crossaug.build.pipeline as pipeline
+
+    shots = tmp_path / "sw.jsonl"
+    shots.write_text("".join(json.dumps({"text": t}) + "\n" for t, _ in SW))  # no label column at all
+    given = {}
+
+    def label(ds, task, teacher, max_length=128):
+        out = real_label(ds, task, teacher, max_length)
+        if set(ds["text"]) == {t for t, _ in SW}:  # the pool: a random tiny teacher may give one class only
+            out = out.remove_columns("teacher_label").add_column("teacher_label", [i % 3 for i in range(len(ds))])
+            given.update(zip(ds["text"], out["teacher_label"]))
+        return out
+
+    real_label = pipeline.label
+    monkeypatch.setattr(pipeline, "label", label)
+    recipe = Recipe(name="tiny-direct-unlabelled", task="sentiment", language="sw", route="direct",
+                    fewshot_source=SourceConfig(path=str(shots), label_column=None),
+                    **tiny(llm=tiny_llm_dir, encoder=tiny_encoder_dir)).validate()
+    result = run_pipeline(recipe, tmp_path / "work", log=lambda m: None)
+    assert result.stats["source"]["fewshot"]["labels"] == "teacher" and len(given) == 6
+    prompts = pd.concat(pd.read_parquet(p) for p in (tmp_path / "work").glob("text-*/shard-*.parquet"))
+    for prompt, label_id in zip(prompts["prompt"], prompts["prompt_label"]):
+        shown = [t for t in given if t in prompt]
+        assert shown and all(given[t] == label_id for t in shown)
+    with pytest.raises(ValueError, match="'source.label_column'"):
+        Recipe(name="r", task="sentiment", source=SourceConfig(label_column=None)).validate()
 
 
 def test_pipeline_code_switch_rows_labelled_from_english(tiny_llm_dir, tiny_encoder_dir, tmp_path, monkeypatch):

@@ -153,8 +153,17 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResu
         fs = recipe.fewshot_source
         shots = load_configured(task, fs, recipe.generation.seed)
         stats["source"]["fewshot"] = {"name": fs.path, "split": fs.split, "rows": len(shots),
-                                      "language": recipe.language}
+                                      "language": recipe.language, "labels": "given" if "label" in
+                                      shots.column_names else "teacher"}
     timings["load_source"] = time.perf_counter() - t
+    if "label" not in shots.column_names:  # unlabelled target-language texts: the teacher labels them first
+        log(f"[0/3] training the teacher to label {len(shots)} unlabelled {recipe.language!r} few-shot examples")
+        t = time.perf_counter()
+        pool_teacher = train_teacher(source, task, recipe.teacher, work, dev, source_name)
+        labelled = label(shots, task, pool_teacher, recipe.teacher.max_length)
+        shots = labelled.select_columns(list(task.text_columns)).add_column("label", labelled["teacher_label"])
+        shots = shots.cast_column("label", task.class_label())
+        timings["fewshot_labels"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if isinstance(task, MultipleChoiceSpec):

@@ -104,6 +104,10 @@ class Recipe:
              "code_switch", "needs a translating route and a two-column task (e.g. nli)"),
             (self.route != "direct" or (self.fewshot_source is not None and self.language != "en"),
              "fewshot_source", "must name target-language examples (file or Hub id) for route 'direct'"),
+            (self.source.label_column is not None, "source.label_column", "must name the label column: the "
+             "source data trains the teacher (only fewshot_source may be unlabelled)"),
+            (self.dev is None or self.dev.label_column is not None, "dev.label_column",
+             "must name the label column of the dev set"),
         ]
         if isinstance(self.task_spec, MultipleChoiceSpec):  # whole items, no teacher, no selection (as in the paper)
             checks += [

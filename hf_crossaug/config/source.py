@@ -13,7 +13,8 @@ class SourceConfig:
 
     path: str | None = None
     split: str = "train"
-    label_column: str = "label"
+    # None: unlabelled texts (a target-language ``fewshot_source`` only: the teacher labels them for the prompts)
+    label_column: str | None = "label"
     limit: int | None = None  # a seeded subset, for small-scale runs
     label_map: dict | None = None  # source label (name or id) -> task label, e.g. SST-5 folded into 3 classes
     # the data's column names -> the task's (``{headline: text}``), so a user's file or Hub dataset is read as it

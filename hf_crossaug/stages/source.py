@@ -31,6 +31,20 @@ def load_configured(task: TaskSpec, config: SourceConfig, seed: int = 0) -> Data
                        config.on_invalid, config.columns)
 
 
+def texts_only(ds: Dataset, task: TaskSpec, where: str, limit: int | None = None, seed: int = 0) -> Dataset:
+    """Unlabelled rows (``label_column: null``): the task's text columns, rows with empty text dropped."""
+    for col in task.text_columns:
+        if col not in ds.column_names:
+            raise ValueError(f"source {where} has no column {col!r} (columns: {', '.join(ds.column_names)})")
+    ds = ds.select_columns(list(task.text_columns))
+    ds = ds.filter(lambda *texts: all(_has_text(t) for t in texts), input_columns=list(task.text_columns))
+    if limit is not None and limit < len(ds):
+        ds = ds.shuffle(seed=seed).select(range(limit))
+    if len(ds) == 0:
+        raise ValueError(f"source {where} has no rows with text in {', '.join(task.text_columns)}")
+    return ds.flatten_indices()
+
+
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
@@ -109,7 +123,7 @@ def load_source(
     task: TaskSpec,
     source: str | None = None,
     split: str = "train",
-    label_column: str = "label",
+    label_column: str | None = "label",
     limit: int | None = None,
     seed: int = 0,
     label_map: dict | None = None,
@@ -155,6 +169,8 @@ def load_source(
                              f"{type(exc).__name__}: {_first_line(exc)}") from None
     if columns:
         ds, label_column = rename_columns(ds, columns, where, label_column)
+    if label_column is None:
+        return texts_only(ds, task, where, limit, seed)
     return normalise(ds, task, where, label_column, limit, seed, label_map, on_invalid)
 
 
