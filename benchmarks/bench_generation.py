@@ -80,7 +80,7 @@ def main() -> None:
     args = ap.parse_args()
     source = load_source(NLI)
     prompts = item_prompts(NLI, source, 0, ["a novel"], "fewshot", 4, 0,
-                           premises=source_premises(source, args.prompts // 3, 0))
+                           premises=source_premises(NLI, source, args.prompts // 3, 0))
     roof = {"float32": matmul_roofline(torch.float32), "bfloat16": matmul_roofline(torch.bfloat16)}
     result = {"machine": f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
               "prompts": len(prompts), "roofline_gflops": {k: round(v, 1) for k, v in roof.items()}, "runs": {}}

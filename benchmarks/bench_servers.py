@@ -324,7 +324,7 @@ def main() -> None:
 
     source = load_source(NLI)
     prompts = item_prompts(NLI, source, 0, ["a novel"], "fewshot", 4, 0,
-                           premises=source_premises(source, -(-args.prompts // 3), 0))  # 3 labels each
+                           premises=source_premises(NLI, source, -(-args.prompts // 3), 0))  # 3 labels each
     prompts = prompts.select(range(min(args.prompts, len(prompts))))
     texts_in, seeds = list(prompts["prompt"]), [shard_seed(SAMPLING["seed"], i) for i in range(len(prompts))]
     measured = {} if args.peak_gflops else {str(dt).split(".")[1]: round(matmul_roofline(dt), 1)

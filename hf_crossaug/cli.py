@@ -149,12 +149,10 @@ def train(
     for copa / storycloze / winograd datasets)."""
     from .config.base import build as build_config, check
     from .students.classification import train_student
-    from .students.frozen import BACKEND as FROZEN, FROZEN_DEFAULTS
 
     try:
         given = {k: v for k, v in options.items() if v is not None}
-        defaults = FROZEN_DEFAULTS if given.get("backend") == FROZEN else {}
-        cfg = check(build_config(StudentConfig, {**defaults, **given}, "crossaug train"), "crossaug train")
+        cfg = check(build_config(StudentConfig, given, "crossaug train"), "crossaug train")
         mode = cfg.mode or "the mode its recipe recommends"
         console.print(f"[bold]crossaug train[/] {mode} ({cfg.backend}) on {dataset} -> {output}")
         res = train_student(cfg, dataset, source or "seed", dev, output, log=lambda m: console.print(m))

@@ -24,7 +24,7 @@ NLI = get_task("nli")
 
 def nli_prompts(n_premises: int = 4, seed: int = 0, task=NLI) -> Dataset:
     source = load_source(NLI)
-    premises = source_premises(source, n_premises, seed)
+    premises = source_premises(task, source, n_premises, seed)
     return item_prompts(task, source, per_class=n_premises, domains=["a novel"], style="fewshot", n_shots=2,
                         seed=seed, premises=premises)
 

@@ -20,6 +20,27 @@ class ConfigError(ValueError):
     """A configuration value that cannot work; the message is one line naming the field."""
 
 
+class FieldProblem(ConfigError):
+    """The first problem of a config raised while it is built; `build` re-raises it naming the recipe and field."""
+
+    def __init__(self, owner: str, name: str, why: str):
+        super().__init__(f"{owner}: field {name!r} {why}")
+        self.name, self.why = name, why
+
+
+class Validated:
+    """Mixin of the config dataclasses: ``problems()`` is checked when an object is built or replaced
+    (``dataclasses.replace``), so no code path -- YAML, CLI or Python -- ever holds an invalid config."""
+
+    def __post_init__(self):
+        for ok, name, why in self.problems():
+            if not ok:
+                raise FieldProblem(type(self).__name__, name, why)
+
+    def problems(self) -> list[Problem]:
+        return []
+
+
 @cache
 def _hints(cls) -> dict:
     return typing.get_type_hints(cls)
@@ -74,7 +95,10 @@ def build(cls, data, where: str = "config", prefix: str = ""):
                and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ConfigError(f"{where}: missing required field {prefix + missing[0]!r}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except FieldProblem as problem:
+        raise ConfigError(f"{where}: field {prefix + problem.name!r} {problem.why}") from None
 
 
 def check(config, where: str = "config", prefix: str = ""):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Problem, at_least
+from .base import Problem, Validated, at_least
 
 
 @dataclass
-class CleanConfig:
+class CleanConfig(Validated):
     """Bounds for a usable generation, in whitespace-separated words."""
 
     min_words: int = 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .base import Problem, at_least, one_of
+from .base import Problem, Validated, at_least, one_of
 
 DAFTT_MODES = ("annotate", "generate")
 DAFTT_TEMPERATURE = {"annotate": 0.1, "generate": 0.8}  # the paper's values
@@ -12,7 +12,7 @@ DAFTT_FRACTION = 0.1
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(Validated):
     """LoRA and training settings; every field is part of the adapter's cache key."""
 
     model: str | None = None  # None -> the method's LLM (DAFTT: generation.model; STT: translate.model)
@@ -35,7 +35,7 @@ class FinetuneConfig:
 
 
 @dataclass
-class DafttConfig:
+class DafttConfig(Validated):
     """A recipe's ``daftt:`` section; its presence switches generation to the fine-tuned generator."""
 
     mode: str = "generate"  # "annotate" unlabelled source inputs, or "generate" new examples per class
@@ -61,7 +61,7 @@ class DafttConfig:
 
 
 @dataclass
-class SttConfig:
+class SttConfig(Validated):
     """A recipe's ``stt:`` section: what the LLM is tuned on and how it is evaluated."""
 
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # model None -> translate.model

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..utils.fingerprint import file_sha256
-from .base import Problem, at_least, one_of
+from .base import Problem, Validated, at_least, one_of
 
 BACKENDS = ("local", "endpoint", "ray")  # in process, an OpenAI-compatible server, or servers driven by Ray Data
 PROMPT_STYLES = ("fewshot", "instruct")
@@ -14,7 +14,7 @@ DTYPES = ("auto", "float32", "bfloat16")  # auto: bfloat16 where computed native
 
 
 @dataclass
-class GenerationConfig:
+class GenerationConfig(Validated):
     """Sampling and batching for the generate stage; every sampling field is part of the fingerprint.
 
     ``backend: endpoint`` sends each prompt to an OpenAI-compatible server (vLLM, llama.cpp,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .base import Problem, at_least, one_of
+from .base import Problem, Validated, at_least, one_of
 
 KMEANS_BACKENDS = ("faiss", "sklearn")
 RAW = "raw"  # the config that holds every kept row; each strategy adds one more config
 
 
 @dataclass
-class SelectionConfig:
+class SelectionConfig(Validated):
     """How many rows each strategy keeps per class, and the knobs of the ones that need them."""
 
     strategies: list[str] = field(default_factory=lambda: ["rand-k", "top-k", "div-k", "amb-k", "easy-k"])

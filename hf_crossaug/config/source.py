@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Problem, at_least, one_of
+from .base import Problem, Validated, at_least, one_of
 
 
 @dataclass
-class SourceConfig:
+class SourceConfig(Validated):
     """Labelled English data: ``path`` is a local file or Hub id; ``None`` = the packaged seed set."""
 
     path: str | None = None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Problem, at_least
+from .base import Problem, Validated, at_least
 
 
 @dataclass
-class TeacherConfig:
+class TeacherConfig(Validated):
     """How the teacher is trained; every field is part of the teacher's cache key."""
 
     model: str | None = None  # None -> embedded multilingual-e5-small; else a Hub id or folder

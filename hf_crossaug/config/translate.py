@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .base import Problem, at_least, one_of
+from .base import Problem, Validated, at_least, one_of
 from .generate import DTYPES
 
 BACKENDS = ("seq2seq", "ctranslate2", "llm")
 
 
 @dataclass
-class TranslateConfig:
+class TranslateConfig(Validated):
     """How generations are translated; every field except ``model`` is part of the work fingerprint."""
 
     backend: str = "seq2seq"  # "seq2seq" | "ctranslate2" | "llm"

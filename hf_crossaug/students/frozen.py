@@ -29,7 +29,7 @@ import torch
 from datasets import Dataset
 from torch import nn
 
-from ..config.student import StudentConfig
+from ..config.student import BACKEND_DEFAULTS, StudentConfig
 from ..config.tasks import TaskSpec, get_task
 from ..models.embed import SentenceEmbedder
 from ..models.training import balanced_class_weights, epoch_selection_args
@@ -39,7 +39,7 @@ HEAD_FILE = "crossaug_head.json"  # marks a frozen-feature student's folder
 BACKEND = "frozen-features"
 # The benchmark's head hyper-parameters: the CLI's defaults for this backend (StudentConfig's defaults are
 # the fine-tuned encoder's), and `train_head`'s.
-FROZEN_DEFAULTS = {"epochs": 8, "learning_rate": 2e-3, "batch_size": 64}
+FROZEN_DEFAULTS = BACKEND_DEFAULTS[BACKEND]
 HIDDEN, DROPOUT = 256, 0.1
 # Trainer settings that differ from the shared epoch-selection ones: a big eval batch (the head is tiny),
 # no per-epoch log lines or progress bars (the benchmark trains 78+ heads), CPU (faster than a GPU round
@@ -51,7 +51,7 @@ PAIR_FEATURES = "[u, v, |u-v|, u*v]"
 
 def frozen_config(**fields) -> StudentConfig:
     """A `StudentConfig` for this backend with the benchmark's head hyper-parameters as defaults."""
-    return StudentConfig(**{"backend": BACKEND, **FROZEN_DEFAULTS, **fields})
+    return StudentConfig(**{"backend": BACKEND, **fields})
 
 
 class FeatureCache:
