@@ -417,3 +417,23 @@ def test_label_map_folds_source_labels_and_leaves_cache_keys_alone(tmp_path):
     recipe = Recipe.from_dict({"name": "x", "task": "sentiment"})
     mapped = Recipe.from_dict({"name": "x", "task": "sentiment", "source": {"label_map": {"a": "negative"}}})
     assert recipe_fingerprint(recipe) != recipe_fingerprint(mapped)
+
+
+def test_a_hub_source_may_name_its_config_and_split(monkeypatch):
+    """``HUB_ID[:config][@split]``, as evaluation targets are written (``facebook/xnli:sw@validation``)."""
+    from datasets import Dataset
+    from huggingface_hub import constants
+
+    import hf_crossaug.stages.source as source
+
+    calls = []
+
+    def fake_load(repo, config=None, split=None):
+        calls.append((repo, config, split))
+        return Dataset.from_dict({"text": ["good", "bad"], "label": ["positive", "negative"]})
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(source, "load_dataset", fake_load)
+    assert len(load_source(SENTIMENT, "me/reviews:sw@validation")) == 2
+    load_source(SENTIMENT, "me/reviews", split="test")
+    assert calls == [("me/reviews", "sw", "validation"), ("me/reviews", None, "test")]

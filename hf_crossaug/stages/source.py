@@ -57,9 +57,10 @@ def check_source(task: TaskSpec, source: str | None, where: str) -> None:
     path = Path(file).expanduser()
     if path.exists():
         return
-    if meant_as_path(file):
+    repo = file if path.suffix.lower() in FORMATS else file.partition("@")[0].partition(":")[0]  # HUB_ID:config@split
+    if meant_as_path(repo):
         raise FileNotFoundError(f"{where}: {source} is not an existing file and not a Hub dataset id")
-    _check_hub_dataset(source, where)
+    _check_hub_dataset(repo, where)
 
 
 def _check_hub_dataset(repo_id: str, where: str) -> None:
@@ -133,7 +134,8 @@ def load_source(
     """Load labelled data for ``task``; ``None`` or ``"seed"`` means the packaged seed set.
     ``label_map`` renames source labels first (e.g. SST-5's five classes folded into SST-3's three).
 
-    A local file may carry a row slice, ``FILE@train[:120]`` (or pass ``split="train[:120]"``).
+    A local file may carry a row slice, ``FILE@train[:120]`` (or pass ``split="train[:120]"``); a Hub dataset a
+    config and a split, ``facebook/xnli:sw@validation``.
 
     ``limit`` keeps a seeded, class-stratified-by-shuffle subset, so small-scale runs stay balanced.
     ``columns`` renames the data's columns to the task's first (``{headline: text, topic: label}``).
@@ -161,9 +163,11 @@ def load_source(
         except Exception as exc:  # datasets raises many types for a broken file
             raise ValueError(f"source file {path} could not be read as {fmt}: {_first_line(exc)}") from None
     else:
-        check_source(task, where, "source")
+        repo, _, hub_split = where.partition("@")  # HUB_ID[:config][@split], as evaluation targets are written
+        repo, _, config = repo.partition(":")
+        check_source(task, repo, "source")
         try:
-            ds = load_dataset(where, split=split)
+            ds = load_dataset(repo, config or None, split=hub_split or split)
         except Exception as exc:  # no network, no such repo, no such split: one line, not a traceback
             raise ValueError(f"source {where}: not a local file, and loading it as a Hub dataset failed: "
                              f"{type(exc).__name__}: {_first_line(exc)}") from None
