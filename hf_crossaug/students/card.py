@@ -140,6 +140,7 @@ def model_card(results: dict):
         recipe=results.get("recipe"), hyperparameters=hyper,
         dev_history=", ".join(f"epoch {h['epoch']:g}: {h['accuracy']:.4f}" for h in sel["history"]) or "-",
         usage_id=results.get("repo_id") or results["model_name"], pair=task_of(results).two_step,
+        columns=list(task_of(results).text_columns),
         citation=card_section(),
     )
 
