@@ -198,3 +198,35 @@ def test_tiny_build_counts_near_duplicates_in_the_card(tiny_llm_dir, tiny_encode
     text = DatasetCard.load(tmp_path / "out" / "README.md").text
     row = next(line for line in text.splitlines() if line.startswith("| generations |"))
     assert f"near_duplicate: {counts['near_duplicate']}" in row
+
+
+def test_embedding_reads_the_teacher_encoder(tiny_encoder_dir):
+    """The pipeline's embedder is the recipe's teacher encoder; its cosines decide, in row order."""
+    from hf_crossaug.build.pipeline import near_duplicate_embedder
+
+    data = {"name": "r", "task": "sentiment", "teacher": {"model": str(tiny_encoder_dir)}}
+    assert near_duplicate_embedder(Recipe.from_dict(data)) is None  # default: nothing loaded
+    recipe = Recipe.from_dict({**data, "clean": {"near_duplicate": {"method": "embedding"}}})
+    embed = near_duplicate_embedder(recipe)
+    texts = ["Cats sleep all day long.", "The market opens at nine.", "Rain fell on the old roof."]
+    v = embed(texts)
+    assert v.shape[0] == 3 and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    rows = Dataset.from_list([{"generation": t, "examples": []} for t in texts])
+    lowest = float(min(v[1] @ v[0], v[2] @ v[0]))
+    cfg = CleanConfig(near_duplicate=NearDuplicateConfig("embedding", lowest - 1e-4))
+    assert clean(rows, "text", cfg, embedder=embed)["drop_reason"] == [None, "near_duplicate", "near_duplicate"]
+    cfg = CleanConfig(near_duplicate=NearDuplicateConfig("embedding", 1.0))
+    assert clean(rows, "text", cfg, embedder=embed)["drop_reason"] == [None, None, None]
+
+
+def test_multiple_choice_cache_key_names_the_encoder_only_when_it_embeds():
+    from hf_crossaug.build.pipeline import recipe_fingerprint
+
+    def key(method, model):
+        return recipe_fingerprint(Recipe.from_dict({"name": "r", "task": "copa", "selection": {"strategies": []},
+                                                    "generation": {"stop_at_newline": False},
+                                                    "teacher": {"model": model},
+                                                    "clean": {"near_duplicate": {"method": method}}}))
+
+    assert key("minhash", "a") == key("minhash", "b")  # no teacher, no encoder: not in the key
+    assert key("embedding", "a") != key("embedding", "b")
