@@ -28,6 +28,7 @@ from ..config.generate import GenerationConfig
 from ..stages.generate import generate, generator_provenance, make_generator
 from ..utils.fingerprint import fingerprint
 from ..utils.logging import log_or_logger
+from ..models.embed import SentenceEmbedder
 from ..models.resolve import ENCODER_DEFAULT, GENERATOR_DEFAULT, check_model, native_dtype
 from ..stages.prompts import item_prompts, multiple_choice_prompts, premise_prompts, source_premises
 from ..config.recipe import TRANSLATING, Recipe
@@ -73,8 +74,8 @@ def recipe_fingerprint(recipe: Recipe) -> str:
     data["translate"].pop("base_url"), data["translate"].pop("api_key_env")
     if recipe.route not in TRANSLATING:
         data.pop("translate")  # unused
-    if isinstance(recipe.task_spec, MultipleChoiceSpec):
-        data.pop("teacher")  # multiple-choice builds have no teacher
+    if isinstance(recipe.task_spec, MultipleChoiceSpec) and not _embeds(recipe):
+        data.pop("teacher")  # multiple-choice builds have no teacher (nor its encoder, unless it embeds)
     return fingerprint(data, __version__, code_fingerprint())
 
 
@@ -114,10 +115,19 @@ def preflight(recipe: Recipe) -> None:
         models.append(("generation.model", recipe.generation.model, GENERATOR_DEFAULT, recipe.generation.revision))
     if recipe.route in TRANSLATING and recipe.translate.model and not recipe.translate.base_url:
         models.append(("translate.model", recipe.translate.model, GENERATOR_DEFAULT, recipe.translate.revision))
-    if isinstance(task, MultipleChoiceSpec):
+    if isinstance(task, MultipleChoiceSpec) and not _embeds(recipe):
         models.pop(0)
     for field_name, ref, default, revision in models:
         check_model(ref, default, revision, f"recipe {recipe.name!r}: field {field_name!r}")
+
+
+def _embeds(recipe: Recipe) -> bool:
+    return recipe.clean.near_duplicate.method == "embedding"
+
+
+def near_duplicate_embedder(recipe: Recipe) -> SentenceEmbedder | None:
+    """The teacher's encoder as a sentence embedder, when the clean stage judges near duplicates by cosine."""
+    return SentenceEmbedder(recipe.teacher.model, recipe.teacher.revision) if _embeds(recipe) else None
 
 
 def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResult:
@@ -265,7 +275,7 @@ def generate_items(recipe: Recipe, task: MultipleChoiceSpec, shots: Dataset, gen
     items = generate(prompts, gen_cfg, work, generator, desc="items", accounting=stats.setdefault("requests", {}))
     # few-shot prompts end with the format's opening ("Premise:"), which the continuation lacks
     prefix = task.templates["fewshot.item"].split("{examples}")[-1].strip() if gen_cfg.prompt_style == "fewshot" else ""
-    items = clean_items(items, task, recipe.clean, prefix)
+    items = clean_items(items, task, recipe.clean, prefix, near_duplicate_embedder(recipe))
     stats["counts"]["generations"] = {"prompts": len(items), **drop_counts(items, MC_REASONS)}
     if stats["counts"]["generations"]["kept"] == 0:
         raise ValueError(f"no generated item survived validation: {_count_line(stats['counts']['generations'])}")
@@ -295,7 +305,8 @@ def _generated_items(recipe: Recipe, task, shots: Dataset, gen_cfg: GenerationCo
             pp = premise_prompts(task, shots, recipe.per_class, domains, style, gen_cfg.n_shots, gen_cfg.seed)
             first = task.first_column
             pp = clean(generate(pp, gen_cfg, work, generator, desc="premises",
-                                accounting=stats.setdefault("requests", {})), first, recipe.clean)
+                                accounting=stats.setdefault("requests", {})), first, recipe.clean,
+                       embedder=near_duplicate_embedder(recipe))
             stats["counts"]["premises"] = {"prompts": len(pp), **drop_counts(pp)}
             premises = [{"prompt_id": r["prompt_id"], first: r[first], "domain": r["domain"]}
                         for r in pp if r["drop_reason"] is None]
@@ -306,7 +317,8 @@ def _generated_items(recipe: Recipe, task, shots: Dataset, gen_cfg: GenerationCo
         f"({task.num_labels} classes)")
     items = generate(prompts, gen_cfg, work, generator, desc=task.generated_column, accounting=stats.setdefault("requests", {}))
     keys = tuple(c for c in task.text_columns if c != task.generated_column)
-    items = clean(items, task.generated_column, recipe.clean, key_columns=keys)
+    items = clean(items, task.generated_column, recipe.clean, key_columns=keys,
+                  embedder=near_duplicate_embedder(recipe))
     stats["counts"]["generations"] = {"prompts": len(items), **drop_counts(items)}
     if stats["counts"]["generations"]["kept"] == 0:
         raise ValueError(f"no generation survived cleaning: {_count_line(stats['counts']['generations'])}")

@@ -13,6 +13,7 @@ from collections import Counter
 from datasets import Dataset
 
 from ..config.clean import CleanConfig
+from .dedup import near_duplicates
 
 REFUSAL = re.compile(
     r"\b(i'?m sorry|i am sorry|i cannot|i can'?t|as an ai|i'?m not able|i am unable|language model)\b", re.I
@@ -22,7 +23,9 @@ SCAFFOLD = re.compile(r"^(premise|hypothesis|sentence|answer|label|example|note|
 QUOTES = "\"'“”‘’`«»"
 
 # request_failed: a server request that failed for good (endpoint backend); counted, never retried silently
-REASONS = ("empty", "wrong_format", "refusal", "too_short", "too_long", "echo", "duplicate", "request_failed")
+# near_duplicate: nearly copies an earlier kept row with the same key (clean.near_duplicate, off by default)
+REASONS = ("empty", "wrong_format", "refusal", "too_short", "too_long", "echo", "duplicate", "near_duplicate",
+           "request_failed")
 
 
 def parse_generation(text: str) -> str:
@@ -39,12 +42,14 @@ def _norm(s: str) -> str:
     return re.sub(r"\W+", " ", s.lower()).strip()
 
 
-def clean(ds: Dataset, column: str, config: CleanConfig | None = None, key_columns: tuple[str, ...] = ()) -> Dataset:
+def clean(ds: Dataset, column: str, config: CleanConfig | None = None, key_columns: tuple[str, ...] = (),
+          embedder=None) -> Dataset:
     """Parse ``generation`` into ``column`` and add ``drop_reason`` for unusable rows.
 
     ``key_columns`` (e.g. the premise) join ``column`` in the duplicate key, so the same hypothesis
-    for two different premises is not a duplicate. Echo = the output repeats the premise, or copies
-    one of the prompt's in-context examples.
+    for two different premises is not a duplicate; near duplicates are judged within the same key
+    (``embedder``: texts -> unit vectors, for ``near_duplicate.method: embedding``). Echo = the output
+    repeats the premise, or copies one of the prompt's in-context examples.
     """
     config = config or CleanConfig()
     seen: set[tuple] = set()
@@ -77,14 +82,27 @@ def clean(ds: Dataset, column: str, config: CleanConfig | None = None, key_colum
         seen.add(key)
         return None
 
-    texts, reasons = [], []
+    texts, reasons, groups = [], [], []
     for row in ds:  # sequential on purpose: duplicate detection needs the rows seen so far
         text = parse_generation(row["generation"] or "")
         texts.append(text)
         reasons.append(reason(row, text))
+        groups.append(tuple(_norm(row[k]) for k in key_columns))
+    _mark_near_duplicates(texts, groups, reasons, config, embedder)
     if column in ds.column_names:
         ds = ds.remove_columns(column)
     return ds.add_column(column, texts).add_column("drop_reason", reasons)
+
+
+def _mark_near_duplicates(texts: list[str], groups: list[tuple], reasons: list, config: CleanConfig,
+                          embedder) -> None:
+    """Set ``near_duplicate`` in ``reasons`` among the rows the exact pass kept (first one wins)."""
+    live = [i for i, r in enumerate(reasons) if r is None]
+    flags = near_duplicates([texts[i] for i in live], [_norm(texts[i]) for i in live], [groups[i] for i in live],
+                            config.near_duplicate, embedder)
+    for i, dup in zip(live, flags):
+        if dup:
+            reasons[i] = "near_duplicate"
 
 
 def drop_counts(ds: Dataset, reasons: tuple[str, ...] = REASONS) -> dict[str, int]:
@@ -98,7 +116,7 @@ def drop_counts(ds: Dataset, reasons: tuple[str, ...] = REASONS) -> dict[str, in
 # bad_question: not one of the task's question types, or the pronoun is not in the sentence;
 # bad_answer: the answer is not an option number; context_length: wrong number of story sentences.
 MC_REASONS = ("empty", "wrong_format", "refusal", "bad_question", "bad_answer", "same_choices", "context_length",
-              "too_short", "too_long", "echo", "duplicate", "request_failed")
+              "too_short", "too_long", "echo", "duplicate", "near_duplicate", "request_failed")
 SENTENCE_END = re.compile(r"(?<=[.!?।])\s+")
 
 
@@ -147,14 +165,16 @@ def parse_item(text: str, task) -> tuple[dict | None, str | None]:
     return fields, None
 
 
-def clean_items(ds: Dataset, task, config: CleanConfig | None = None, prefix: str = "") -> Dataset:
+def clean_items(ds: Dataset, task, config: CleanConfig | None = None, prefix: str = "", embedder=None) -> Dataset:
     """Parse ``prefix + generation`` (``prefix``: the format's opening the prompt ended with) into the
     task's columns and ``label``, adding ``drop_reason``. Length bounds apply to the first column
-    (premise / story / sentence); echo = it repeats an in-context example; duplicate = seen before."""
+    (premise / story / sentence); echo = it repeats an in-context example; duplicate = seen before;
+    near_duplicate = the first column nearly copies an earlier kept item's."""
     config = config or CleanConfig()
     key = task.generated_column
     seen: set[str] = set()
     out: dict[str, list] = {c: [] for c in (*task.text_columns, "label", "drop_reason")}
+    texts: list[str] = []
     for row in ds:
         fields, why = (None, "request_failed") if row["generation"] is None else parse_item(
             prefix + row["generation"], task)
@@ -170,10 +190,12 @@ def clean_items(ds: Dataset, task, config: CleanConfig | None = None, prefix: st
                 why = "duplicate"
             seen.add(norm)
         fields = fields or {}
+        texts.append(task.text(fields, key) if fields else "")
         for c in task.text_columns:
             out[c].append(fields.get(c, [] if c == task.list_column else ""))
         out["label"].append(fields.get("label", -1))
         out["drop_reason"].append(why)
+    _mark_near_duplicates(texts, [()] * len(texts), out["drop_reason"], config, embedder)
     ds = ds.remove_columns([c for c in out if c in ds.column_names])
     for c, values in out.items():
         ds = ds.add_column(c, values)
