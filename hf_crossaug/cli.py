@@ -188,8 +188,11 @@ def evaluate(
     import json
 
     from .students.evaluate import evaluate_model
+    from .utils.files import check_output_file, write_atomic
 
     try:
+        if json_out:
+            check_output_file(json_out, "--json")  # before the scoring, not after
         res = evaluate_model(model, parse_targets(target), task=task, limit=limit, batch_size=batch_size)
     except (ValueError, OSError, RuntimeError) as exc:
         fail(exc)
@@ -201,7 +204,7 @@ def evaluate(
     Console().print(table)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(res, indent=2))
+        write_atomic(json_out, json.dumps(res, indent=2))
 
 
 def parse_targets(specs: list[str]) -> dict[str, str]:
@@ -292,6 +295,15 @@ def bench_reproduce(ctx: typer.Context):
     script = next((d / "reproduce.py" for d in BENCH_DIRS if (d / "reproduce.py").is_file()), None)
     if script is None:
         fail(FileNotFoundError("benchmarks/reproduce.py not found: run from a checkout of hf_crossaug"))
+    given = [a.partition("=")[2] if "=" in a else next(iter(ctx.args[i + 1:]), "")
+             for i, a in enumerate(ctx.args) if a.partition("=")[0] == "--out"]
+    if given and given[-1]:  # default: the checkout's results folder; another only if the package may write it
+        from .utils.files import mark_output_folder
+
+        try:
+            mark_output_folder(given[-1], "--out")
+        except OSError as exc:
+            fail(exc)
     sys.argv = [str(script), *ctx.args]
     sys.path.insert(0, str(script.parent))  # as `python benchmarks/reproduce.py`: its sibling modules import
     runpy.run_path(str(script), run_name="__main__")
