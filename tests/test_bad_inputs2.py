@@ -1,5 +1,6 @@
 """Issue #26: bad input ends in one line naming what is wrong, before the work, and never loses finished work."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,57 @@ def test_staged_output_replaces_only_when_the_work_finished(tmp_path):
             raise RuntimeError("crashed")
     assert tree(out) == {MARKER_FILE: b"", "model.safetensors": b"first"}  # the finished student survives
     assert sorted(p.name for p in tmp_path.iterdir()) == ["student"]  # no staging folder left
+
+
+# ---------------------------------------------------------------- 2. values that were silently taken
+
+def test_unlabelled_source_rows_are_dropped_and_counted_under_their_own_reason(tmp_path):
+    from hf_crossaug.config.tasks import SENTIMENT
+    from hf_crossaug.stages.source import load_source
+
+    for labels in ([2, -1, -1, 0], ["positive", "-", "-", "negative"]):  # SNLI marks them -1 or "-"
+        path = tmp_path / "src.jsonl"
+        path.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n"
+                                for t, lab in zip(["good", "meh", "odd", "bad"], labels)))
+        kept = load_source(SENTIMENT, str(path))
+        assert kept["text"] == ["good", "bad"]
+        assert kept.info.description == "dropped 2 unlabelled rows (label -1, '-' or none)"
+    assert load_source(SENTIMENT, "seed").info.description == ""  # nothing dropped: nothing said
+
+
+def test_a_recipe_key_given_twice_is_an_error_naming_it(tmp_path):
+    from hf_crossaug.config.base import ConfigError
+    from hf_crossaug.config.recipe import Recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text("name: r\ntask: sentiment\ngeneration:\n  seed: 1\n  temperature: 0.5\n  seed: 2\n")
+    with pytest.raises(ConfigError) as info:
+        Recipe.from_yaml(path)
+    assert str(info.value) == f"recipe {path} is not valid YAML: key 'seed' is given twice (line 6)"
+    path.write_text("name: r\ntask: sentiment\nper_class: 4\nselection: {k: 2}\nper_class: 8\n")
+    assert "key 'per_class' is given twice (line 5)" in one_error(cli("build", path, "-o", tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--batch-size", "0"], "batch_size (--batch-size) must be >= 1, got 0"),
+    (["--limit", "0"], "limit (--limit) must be >= 1, got 0"),
+    (["--limit", "-5"], "limit (--limit) must be >= 1, got -5"),
+])
+def test_evaluate_counts_below_one_name_the_option_before_any_work(args, needle, tmp_path, monkeypatch):
+    monkeypatch.setattr("hf_crossaug.students.evaluate.load_target", refuse("loading the targets"))
+    target = tmp_path / "sw.jsonl"
+    target.write_text('{"text": "good", "label": "positive"}\n')
+    assert one_error(cli("evaluate", tmp_path / "model", "-t", f"sw={target}", "--task", "sentiment",
+                         *args)) == f"error: {needle}"
+
+
+@pytest.mark.parametrize("command", [["build", "xnli-sw-synth-small"], ["finetune", "xnli-sw-stt", "-t", "sw=x.jsonl"]])
+def test_a_negative_seed_names_the_option(command, tmp_path):
+    line = one_error(cli(*command, "--seed", "-1", "-o", tmp_path / "out"))
+    assert line == "error: seed (--seed) must be >= 0, got -1"
+    assert not (tmp_path / "out").exists()
+    assert one_error(cli("train", "data", "--seed", "-1", "-o", tmp_path / "m")) == (
+        "error: crossaug train: field 'seed' must be >= 0, got -1")
+    assert one_error(cli("finetune", "xnli-sw-stt", "-t", "sw=x.jsonl", "--eval-limit", "0", "-o", tmp_path / "o")) == (
+        "error: eval_limit (--eval-limit) must be >= 1, got 0")

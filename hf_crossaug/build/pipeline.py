@@ -142,7 +142,7 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResu
     source_name = (recipe.source.path if recipe.source.path not in (None, "", "seed")
                    else f"hf_crossaug seed set ({seed_path(task).name})")
     stats["source"] = {"name": source_name, "split": recipe.source.split, "rows": len(source),
-                       "invalid_dropped": source.info.description or None,
+                       "dropped": source.info.description or None,
                        "dev": recipe.dev.path if recipe.dev else None}
     shots = source  # where the few-shot examples come from: English source, or target-language examples
     if recipe.route == "direct":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .base import ConfigError, Problem, build, check, one_of
+from .base import ConfigError, Problem, build, check, check_options, one_of
 from .clean import CleanConfig
 from .finetune import DafttConfig, SttConfig
 from .generate import GenerationConfig
@@ -142,7 +142,10 @@ class Recipe:
 
     def with_overrides(self, per_class: int | None = None, k: int | None = None, seed: int | None = None,
                        source: str | None = None, limit: int | None = None) -> "Recipe":
-        """Scale overrides from the command line; ``seed`` seeds every stage."""
+        """Scale overrides from the command line; ``seed`` seeds every stage. A value out of range is one line
+        naming the option (not the stage field it lands in, nor a numpy error after the work began)."""
+        check_options(1, per_class=per_class, k=k, limit=limit)
+        check_options(0, seed=seed)
         r = dataclasses.replace(self)
         if per_class is not None:
             r.per_class = per_class
@@ -174,13 +177,28 @@ class Recipe:
     def from_yaml(cls, path: str | Path) -> "Recipe":
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yaml.load(path.read_text(encoding="utf-8"), UniqueKeyLoader)
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"recipe {path} must be a YAML mapping")
         data.setdefault("name", path.stem)
         return cls.from_dict(data, str(path))
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (PyYAML keeps the last
+    value and silently ignores the other)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = []  # a list: a key may be unhashable (PyYAML reports that itself)
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (line {key_node.start_mark.line + 1})", key_node.start_mark)
+            seen.append(key)
+        return super().construct_mapping(node, deep)
 
 
 def recipe_dirs() -> list[Path]:

@@ -21,6 +21,7 @@ import numpy as np
 from datasets import Dataset
 
 from ..version import __version__
+from ..config.base import check_options
 from ..config.finetune import FinetuneConfig, SttConfig
 from ..stages.source import load_configured
 from ..stages.finetune import (ADAPTER_FILE, DONE_FILE, Adapter, answer_logprobs, answer_text, finetune_lora,
@@ -104,6 +105,7 @@ def run_stt(recipe, dataset_dir: str | Path, adapter_dir: str | Path, targets: M
     cfg: SttConfig = recipe.stt
     if cfg is None:
         raise ValueError(f"recipe {recipe.name!r} has no 'stt' section (DAFTT recipes run with crossaug build)")
+    check_options(1, eval_limit=eval_limit)
     dataset_dir, out = Path(dataset_dir), Path(adapter_dir)
     check_replaceable(out, "--adapter-output")  # before the build and the tuning, not after
     work = Path(work_dir) if work_dir else dataset_dir.parent / f".{dataset_dir.name}-work"

@@ -166,8 +166,9 @@ def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "labe
               limit: int | None = None, seed: int = 0, label_map: dict | None = None,
               on_invalid: str = "error") -> Dataset:
     """Keep the task's columns and map labels to ids (after ``label_map``). Rows the dataset marks as
-    unlabelled (SNLI's ``-`` / ``-1``) are skipped. Rows with an unknown label or empty text are an error
-    naming how many there are; with ``on_invalid="drop"`` they are dropped and counted instead."""
+    unlabelled (SNLI's ``-`` / ``-1``) are skipped and counted. Rows with an unknown label or empty text are an
+    error naming how many there are; with ``on_invalid="drop"`` they are dropped and counted instead. The
+    counts are ``info.description`` (``"dropped 2 unlabelled rows (...), 1 unknown labels"``, or empty)."""
     for col in (*task.text_columns, label_column):
         if col not in ds.column_names:
             raise ValueError(f"source {where} has no column {col!r} (columns: {', '.join(ds.column_names)})")
@@ -209,7 +210,10 @@ def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "labe
     data = {c: [rows[c][i] for i in keep] for c in task.text_columns}
     data["label"] = [labels[i] for i in keep]
     out = Dataset.from_dict(data, features=task.source_features())
-    out.info.description = f"dropped {len(bad_label)} unknown labels, {len(empty)} empty texts" if invalid else ""
+    drops = {"unlabelled rows (label -1, '-' or none)": labels.count(-1), "unknown labels": len(bad_label),
+             "empty texts": len(empty)}  # each reason counted on its own: the card says what was left out
+    out.info.description = "dropped " + ", ".join(f"{n} {why}" for why, n in drops.items() if n) if any(
+        drops.values()) else ""
     if limit is not None and limit < len(out):
         out = out.shuffle(seed=seed).select(range(limit)).flatten_indices()
     if len(out) == 0:
