@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_bad_inputs import cli, one_error, tree
+from test_bad_inputs import cli, no_generation, one_error, tree  # noqa: F401 (a fixture)
 
 from hf_crossaug.utils.files import MARKER_FILE, staged_output
 
@@ -126,3 +126,73 @@ def test_a_negative_seed_names_the_option(command, tmp_path):
         "error: crossaug train: field 'seed' must be >= 0, got -1")
     assert one_error(cli("finetune", "xnli-sw-stt", "-t", "sw=x.jsonl", "--eval-limit", "0", "-o", tmp_path / "o")) == (
         "error: eval_limit (--eval-limit) must be >= 1, got 0")
+
+
+# ---------------------------------------------------------------- 3. lines that blamed the wrong thing
+
+def test_a_prompt_longer_than_the_context_is_cut_and_logged(tiny_llm_dir, caplog):
+    """A 1 MB source row in a few-shot prompt asked the attention for tens of GB; now the prompt is cut to the
+    context (keeping its end, where the class to write is named) and the log says so."""
+    import logging
+
+    from hf_crossaug.backends.local import LocalGenerator
+    from hf_crossaug.config.generate import GenerationConfig
+
+    gen = LocalGenerator(GenerationConfig(model=str(tiny_llm_dir), max_new_tokens=4, temperature=0))
+    seen = []
+    generate = gen.model.generate
+    gen.model.generate = lambda **kw: seen.append(kw["input_ids"].shape) or generate(**kw)
+    huge = "Sentence: " + "the old man walked home " * 2000 + "\nSentence:"
+    with caplog.at_level(logging.WARNING, logger="hf_crossaug"):
+        texts, counts = gen([huge, "Sentence: short\nSentence:"])
+    assert gen.max_prompt_tokens == 1024 - 4 and seen == [(2, 1020)] and len(texts) == 2
+    (warning,) = [r.getMessage() for r in caplog.records if r.name.startswith("hf_crossaug")]
+    assert warning.startswith("1 of 2 prompts were longer than the generator's context allows (1020 prompt tokens")
+    caplog.clear()
+    gen(["Sentence: short\nSentence:"])
+    assert not [r for r in caplog.records if r.name.startswith("hf_crossaug")]
+
+
+@pytest.mark.parametrize("suffix, text, where", [
+    (".jsonl", "".join(f'{{"text": "row {i}", "label": "positive"}}\n' for i in range(40)).replace(
+        '"row 30",', '"row 30"', 1), "line 31 is not valid JSON (Expecting ',' delimiter, column 19)"),
+    (".json", '[\n {"text": "a", "label": "positive"},\n {"text": "b" "label": "positive"}\n]\n',
+     "line 3 is not valid JSON (Expecting ',' delimiter, column 15)"),
+])
+def test_a_broken_json_line_is_named(suffix, text, where, tmp_path):
+    from hf_crossaug.config.tasks import SENTIMENT
+    from hf_crossaug.stages.source import load_source
+
+    path = tmp_path / f"src{suffix}"
+    path.write_text(text)
+    with pytest.raises(ValueError) as info:
+        load_source(SENTIMENT, str(path))
+    assert str(info.value) == f"source file {path} could not be read as json: {where}"
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_missing_dataset_folder_says_so_within_seconds(offline, tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr("datasets.config.HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    start = time.monotonic()
+    line = one_error(cli("train", "out/nope", "-o", tmp_path / "m"))
+    assert "out/nope" in line and ("is not an existing folder, and the Hub cannot be reached" in line or
+                                   "no such folder, and no Hub dataset of that name could be loaded" in line), line
+    assert time.monotonic() - start < 20  # not the Hub client's ~25 s of retries
+    (tmp_path / "out").mkdir()  # its first folder exists here: a path, never tried on the Hub
+    assert one_error(cli("train", "out/nope", "-o", tmp_path / "m")) == (
+        "error: dataset out/nope: no such folder (and not shaped like a Hub dataset id)")
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("where", ["work", "work/below"])
+def test_a_work_dir_that_is_a_file_is_one_line(where, tmp_path, no_generation):
+    (tmp_path / "work").write_text("my file")
+    line = one_error(cli("build", "xnli-sw-synth-small", "-o", tmp_path / "out", "--work-dir", tmp_path / where))
+    assert line == (f"error: work folder {tmp_path / where} cannot be created: it, or a folder above it, is a file; "
+                    "pass another --work-dir")
+    assert (tmp_path / "work").read_text() == "my file" and not (tmp_path / "out").exists()

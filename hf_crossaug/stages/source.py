@@ -45,10 +45,10 @@ def check_source(task: TaskSpec, source: str | None, where: str) -> None:
         return
     if meant_as_path(file):
         raise FileNotFoundError(f"{where}: {source} is not an existing file and not a Hub dataset id")
-    _check_hub_dataset(source, where)
+    check_hub_dataset(source, where)
 
 
-def _check_hub_dataset(repo_id: str, where: str) -> None:
+def check_hub_dataset(repo_id: str, where: str, kind: str = "file") -> None:
     """One metadata call to the Hub, so a mistyped id or an unreachable Hub is one line within seconds (not
     ~23 s of download retries then a traceback); skipped when the user is offline on purpose, since the
     datasets cache may hold the dataset."""
@@ -60,10 +60,10 @@ def _check_hub_dataset(repo_id: str, where: str) -> None:
     try:
         HfApi().dataset_info(repo_id, timeout=10)
     except RepositoryNotFoundError:
-        raise FileNotFoundError(f"{where}: {repo_id} is not an existing file, and no Hub dataset of that name "
+        raise FileNotFoundError(f"{where}: {repo_id} is not an existing {kind}, and no Hub dataset of that name "
                                 "exists (or it is private: run `hf auth login`)") from None
     except Exception as exc:  # httpx / requests connection errors, HTTP 5xx: the Hub cannot answer now
-        raise ConnectionError(f"{where}: {repo_id} is not an existing file, and the Hub cannot be reached to "
+        raise ConnectionError(f"{where}: {repo_id} is not an existing {kind}, and the Hub cannot be reached to "
                               f"load it as a dataset ({type(exc).__name__}: {_first_line(exc)})") from None
 
 
@@ -105,6 +105,26 @@ def _check_text_file(path: Path) -> None:
             raise ValueError(f"source file {path} is not UTF-8 text: it ends inside a character") from None
 
 
+def _json_problem(path: Path) -> str | None:
+    """The line where a JSON (Lines) file breaks: ``datasets`` only says "an error occurred while generating
+    the dataset". A file whose first line is a JSON value of its own is JSON Lines, read line by line."""
+    import json
+
+    text = path.read_text(encoding="utf-8")  # `_check_text_file` made sure it decodes
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    try:
+        json.loads(lines[0][1] if lines else "")
+        jsonl = True
+    except json.JSONDecodeError:
+        jsonl = False
+    for number, line in lines if jsonl else [(0, text)]:  # 0: a whole document, whose error has the line
+        try:
+            json.loads(line)
+        except json.JSONDecodeError as exc:
+            return f"line {number or exc.lineno} is not valid JSON ({exc.msg}, column {exc.colno})"
+    return None
+
+
 def load_source(
     task: TaskSpec,
     source: str | None = None,
@@ -143,7 +163,9 @@ def load_source(
             file_split = split if split.startswith("train[") else "train"
             ds = load_dataset(fmt, data_files=str(path), split=file_split, **kwargs)
         except Exception as exc:  # datasets raises many types for a broken file
-            raise ValueError(f"source file {path} could not be read as {fmt}: {_first_line(exc)}") from None
+            where_broken = _json_problem(path) if fmt == "json" and path.is_file() else None
+            raise ValueError(f"source file {path} could not be read as {fmt}: "
+                             f"{where_broken or _first_line(exc)}") from None
     else:
         check_source(task, where, "source")
         try:

@@ -102,7 +102,11 @@ class WorkLock:
     def __enter__(self) -> "WorkLock":
         import fcntl
 
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # not "[Errno 17] File exists"
+            raise ValueError(f"work folder {self.folder} cannot be created: it, or a folder above it, is a file; "
+                             "pass another --work-dir") from None
         self._fh = open(self.folder / LOCK_FILE, "a+")
         try:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
