@@ -196,3 +196,22 @@ def test_a_work_dir_that_is_a_file_is_one_line(where, tmp_path, no_generation):
     assert line == (f"error: work folder {tmp_path / where} cannot be created: it, or a folder above it, is a file; "
                     "pass another --work-dir")
     assert (tmp_path / "work").read_text() == "my file" and not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- 4. the Space opens only its data root and the Hub
+
+def test_space_never_loads_a_local_path_outside_its_data_root(tmp_path, monkeypatch):
+    from test_space import load_app
+
+    root = tmp_path / "root"
+    (root / "built").mkdir(parents=True)
+    app_dir = tmp_path / "app"  # the app's working directory: its outputs and its package
+    for folder in ("outputs/xnli-sw-synth", "hf_crossaug/seed_data"):
+        (app_dir / folder).mkdir(parents=True)
+    monkeypatch.chdir(app_dir)
+    resolve = load_app().resolve_dataset
+    assert resolve("built", root) == str(root / "built")
+    assert resolve("crossaug/xnli-sw-synth", root) == "crossaug/xnli-sw-synth"  # a Hub id: nothing here by that name
+    for ref in ("outputs/xnli-sw-synth", "hf_crossaug/seed_data"):
+        with pytest.raises(ValueError, match=f"'{ref}' is not a folder under .*, and a local path is never read"):
+            resolve(ref, root)
