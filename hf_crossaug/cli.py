@@ -65,6 +65,8 @@ def build(
 
 
 def print_summary(summary: dict) -> None:
+    from .build.card import FROM_CACHE
+
     stats = summary["stats"]
     table = Table(title=f"built {summary['output']}")
     table.add_column("stage / config")
@@ -77,8 +79,9 @@ def print_summary(summary: dict) -> None:
     if stats.get("teacher"):
         table.add_row("teacher", str(stats["counts"]["labelled"]), f"dev accuracy {stats['teacher']['dev_accuracy']:.3f}")
     for stage, cost in (stats.get("requests") or {}).items():  # what generation cost, per stage
-        detail = [f"{cost.get('completion_tokens', 0)} tokens", f"{cost.get('tokens_per_s', 0)} tok/s",
-                  f"{cost.get('wall_s', 0)} s"]
+        timing = ([f"{cost.get('tokens_per_s', 0)} tok/s", f"{cost.get('wall_s', 0)} s"]
+                  if cost.get("wall_s", 0) is not None else [FROM_CACHE])
+        detail = [f"{cost.get('completion_tokens', 0)} tokens", *timing]
         if "requests" in cost:  # a server backend
             detail[:0] = [f"{cost.get('cache_hits', 0)} cached"]
             detail += [f"retries {k} {v}" for k, v in (cost.get("retries") or {}).items() if v]

@@ -25,7 +25,7 @@ from ..stages.source import check_source, load_configured, seed_path
 from ..stages.finetune import finetune_lora
 from ..backends.endpoint import redact_url
 from ..config.generate import GenerationConfig
-from ..stages.generate import generate, generator_provenance, make_generator
+from ..stages.generate import generate, generator_card_fields, make_generator
 from ..utils.fingerprint import fingerprint
 from ..utils.logging import log_or_logger
 from ..models.resolve import ENCODER_DEFAULT, GENERATOR_DEFAULT, check_model, native_dtype
@@ -244,7 +244,7 @@ def generate_items(recipe: Recipe, task: MultipleChoiceSpec, shots: Dataset, gen
     log = log_or_logger(log, "build")
     gen_cfg = recipe.generation
     generator = generator or make_generator(gen_cfg, work)
-    stats["generator"] = generator_provenance(generator)
+    stats["generator"] = generator_card_fields(generator)
     prompts = multiple_choice_prompts(task, shots, recipe.per_class, gen_cfg.prompt_style, gen_cfg.n_shots,
                                       gen_cfg.seed)
     log(f"[1/1] generating {len(prompts)} {task.name} items from {gen_cfg.n_shots}-shot prompts")
@@ -269,7 +269,7 @@ def _generated_items(recipe: Recipe, task, shots: Dataset, gen_cfg: GenerationCo
     cleaned; returns the kept rows. ``style`` picks the templates (fewshot, instruct, or lm for a
     fine-tuned generator)."""
     generator = make_generator(gen_cfg, work)
-    stats["generator"] = generator_provenance(generator)
+    stats["generator"] = generator_card_fields(generator)
     domains = recipe.domain_list
     premises = None
     if task.two_step:
@@ -317,7 +317,7 @@ def _daftt_items(recipe: Recipe, task, source: Dataset, work: Path, stats: dict,
     if cfg.mode == "generate":
         return _generated_items(recipe, task, source, gen_cfg, "lm", work, stats, log)
     generator = make_generator(gen_cfg, work)
-    stats["generator"] = generator_provenance(generator)
+    stats["generator"] = generator_card_fields(generator)
     prompts = annotation_prompts(task, rest, cfg.inputs, seed)
     log(f"DAFTT: annotating {len(prompts)} unlabelled source inputs at temperature {gen_cfg.temperature}")
     out = parse_annotations(generate(prompts, gen_cfg, work, generator, desc="annotate", accounting=stats.setdefault("requests", {})), task)
