@@ -5,7 +5,7 @@ The translations are an ordinary build: a recipe with ``route: self-translate`` 
 translates the labelled source rows with the LLM (few-shot, filtered, optionally code-switched) and
 writes a dataset folder with its card. This module only adds the recipe's ``stt:`` section: render
 source + translated rows in the task's ``lm.classify`` format, fine-tune with
-:func:`hf_crossaug.finetune.finetune_lora`, and score every label's verbalisation before and after.
+:func:`hf_crossaug.stages.finetune.finetune_lora`, and score every label's verbalisation before and after.
 """
 
 from __future__ import annotations
