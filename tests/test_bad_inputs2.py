@@ -88,6 +88,11 @@ def test_unlabelled_source_rows_are_dropped_and_counted_under_their_own_reason(t
         assert kept["text"] == ["good", "bad"]
         assert kept.info.description == "dropped 2 unlabelled rows (label -1, '-' or none)"
     assert load_source(SENTIMENT, "seed").info.description == ""  # nothing dropped: nothing said
+    path.write_text('{"text": "good", "label": "positive"}\n{"text": "meh", "label": -1}\n'
+                    '{"text": "odd", "label": "-"}\n{"text": "bad", "label": 0}\n')  # mixed: "-" was read as 0
+    kept = load_source(SENTIMENT, str(path))
+    assert kept.to_list() == [{"text": "good", "label": 2}, {"text": "bad", "label": 0}]
+    assert kept.info.description == "dropped 2 unlabelled rows (label -1, '-' or none)"
 
 
 def test_a_recipe_key_given_twice_is_an_error_naming_it(tmp_path):

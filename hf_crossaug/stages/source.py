@@ -7,11 +7,12 @@ the file and the column or value that is wrong.
 
 from __future__ import annotations
 
+import json
 import re
 from importlib import resources
 from pathlib import Path
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset, Json, load_dataset
 
 from ..config.source import SourceConfig
 from ..config.tasks import TaskSpec
@@ -108,8 +109,6 @@ def _check_text_file(path: Path) -> None:
 def _json_problem(path: Path) -> str | None:
     """The line where a JSON (Lines) file breaks: ``datasets`` only says "an error occurred while generating
     the dataset". A file whose first line is a JSON value of its own is JSON Lines, read line by line."""
-    import json
-
     text = path.read_text(encoding="utf-8")  # `_check_text_file` made sure it decodes
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     try:
@@ -184,6 +183,14 @@ def _has_text(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v.strip() for v in value)
 
 
+def _json_value(text: str | None):
+    """A value of a mixed-kind column from the JSON text ``datasets`` stored, which holds some strings unquoted."""
+    try:
+        return None if text is None else json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "label",
               limit: int | None = None, seed: int = 0, label_map: dict | None = None,
               on_invalid: str = "error") -> Dataset:
@@ -215,6 +222,8 @@ def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "labe
 
     rows = {c: list(ds[c]) for c in task.text_columns}
     raw_labels = list(ds[label_column])
+    if isinstance(ds.features[label_column], Json):  # text and numbers mixed: datasets decodes the text "-" as 0
+        raw_labels = [_json_value(t) for t in ds.cast_column(label_column, Json(decode=False))[label_column]]
     labels = [to_id(v) for v in raw_labels]
     bad_label = [i for i, lab in enumerate(labels) if lab is None]
     empty = [i for i, lab in enumerate(labels) if lab is not None and lab >= 0
