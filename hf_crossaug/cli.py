@@ -298,18 +298,28 @@ def bench_reproduce(ctx: typer.Context):
     script = next((d / "reproduce.py" for d in BENCH_DIRS if (d / "reproduce.py").is_file()), None)
     if script is None:
         fail(FileNotFoundError("benchmarks/reproduce.py not found: run from a checkout of hf_crossaug"))
-    given = [a.partition("=")[2] if "=" in a else next(iter(ctx.args[i + 1:]), "")
-             for i, a in enumerate(ctx.args) if a.partition("=")[0] == "--out"]
-    if given and given[-1]:  # default: the checkout's results folder; another only if the package may write it
+    out = option_value(ctx.args, "--out")
+    if out:  # default: the checkout's results folder; another only if the package may write it
         from .utils.files import mark_output_folder
 
         try:
-            mark_output_folder(given[-1], "--out")
+            mark_output_folder(out, "--out")
         except OSError as exc:
             fail(exc)
     sys.argv = [str(script), *ctx.args]
     sys.path.insert(0, str(script.parent))  # as `python benchmarks/reproduce.py`: its sibling modules import
     runpy.run_path(str(script), run_name="__main__")
+
+
+def option_value(args: list[str], name: str) -> str | None:
+    """The last value of option ``name`` among arguments passed through (``--out X`` or ``--out=X``)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(f"{name}="):
+            value = arg[len(name) + 1:]
+    return value
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -46,8 +46,9 @@ def test_finetune_refuses_an_adapter_folder_it_did_not_write(users_folder, tmp_p
 
 def test_bench_refuses_an_out_folder_it_did_not_write(users_folder):
     before = tree(users_folder)
-    line = one_error(cli("bench", "reproduce", "--task", "nli", f"--out={users_folder}"))
-    assert f"output folder {users_folder} exists and was not written" in line and "--out" in line
+    for spelling in ([f"--out={users_folder}"], ["--out", users_folder]):
+        line = one_error(cli("bench", "reproduce", "--task", "nli", *spelling))
+        assert f"output folder {users_folder} exists and was not written" in line and "--out" in line
     assert tree(users_folder) == before
 
 
