@@ -191,7 +191,7 @@ def test_a_missing_dataset_folder_says_so_within_seconds(offline, tmp_path, monk
     assert time.monotonic() - start < 20  # not the Hub client's ~25 s of retries
     (tmp_path / "out").mkdir()  # its first folder exists here: a path, never tried on the Hub
     assert one_error(cli("train", "out/nope", "-o", tmp_path / "m")) == (
-        "error: dataset out/nope: no such folder (and not shaped like a Hub dataset id)")
+        "error: dataset out/nope: no such folder (it reads as a local path, so it is not tried as a Hub id)")
     assert not (tmp_path / "m").exists()
 
 

@@ -243,8 +243,8 @@ def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "labe
     out = Dataset.from_dict(data, features=task.source_features())
     drops = {"unlabelled rows (label -1, '-' or none)": labels.count(-1), "unknown labels": len(bad_label),
              "empty texts": len(empty)}  # each reason counted on its own: the card says what was left out
-    out.info.description = "dropped " + ", ".join(f"{n} {why}" for why, n in drops.items() if n) if any(
-        drops.values()) else ""
+    dropped = [f"{n} {why}" for why, n in drops.items() if n]
+    out.info.description = f"dropped {', '.join(dropped)}" if dropped else ""
     if limit is not None and limit < len(out):
         out = out.shuffle(seed=seed).select(range(limit)).flatten_indices()
     if len(out) == 0:

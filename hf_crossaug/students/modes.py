@@ -91,7 +91,8 @@ def load_folder_or_hub(ref: str | Path, config: str | None, split: str) -> Datas
     folder = Path(ref).expanduser()
     if not folder.exists():  # a Hub id, or a mistyped folder: one line within seconds, not the Hub's retries
         if meant_as_path(str(ref)):
-            raise FileNotFoundError(f"dataset {ref}: no such folder (and not shaped like a Hub dataset id)")
+            raise FileNotFoundError(f"dataset {ref}: no such folder (it reads as a local path, so it is not tried "
+                                    "as a Hub id)")
         check_hub_dataset(str(ref), "dataset", "folder")
     if folder.is_dir():
         folder = folder.resolve()
