@@ -43,6 +43,7 @@ def test_a_resumed_build_reports_what_the_cached_shards_cost(builds):
     assert unknown["wall_s"] is None and unknown["tokens_per_s"] is None
     assert unknown["completion_tokens"] == first["completion_tokens"]
     assert FROM_CACHE in cards[2] and FROM_CACHE not in cards[1]
+    assert "the table below gives what they cost when made" in cards[1]  # the wall-time line says whose it is
 
 
 def test_unlabelled_source_rows_are_in_the_card(builds):
