@@ -65,6 +65,8 @@ def build(
 
 
 def print_summary(summary: dict) -> None:
+    from .build.card import FROM_CACHE
+
     stats = summary["stats"]
     table = Table(title=f"built {summary['output']}")
     table.add_column("stage / config")
@@ -77,8 +79,9 @@ def print_summary(summary: dict) -> None:
     if stats.get("teacher"):
         table.add_row("teacher", str(stats["counts"]["labelled"]), f"dev accuracy {stats['teacher']['dev_accuracy']:.3f}")
     for stage, cost in (stats.get("requests") or {}).items():  # what generation cost, per stage
-        detail = [f"{cost.get('completion_tokens', 0)} tokens", f"{cost.get('tokens_per_s', 0)} tok/s",
-                  f"{cost.get('wall_s', 0)} s"]
+        timing = ([f"{cost.get('tokens_per_s', 0)} tok/s", f"{cost.get('wall_s', 0)} s"]
+                  if cost.get("wall_s", 0) is not None else [FROM_CACHE])
+        detail = [f"{cost.get('completion_tokens', 0)} tokens", *timing]
         if "requests" in cost:  # a server backend
             detail[:0] = [f"{cost.get('cache_hits', 0)} cached"]
             detail += [f"retries {k} {v}" for k, v in (cost.get("retries") or {}).items() if v]
@@ -186,8 +189,11 @@ def evaluate(
     import json
 
     from .students.evaluate import evaluate_model
+    from .utils.files import check_output_file, write_atomic
 
     try:
+        if json_out:
+            check_output_file(json_out, "--json")  # before the scoring, not after
         res = evaluate_model(model, parse_targets(target), task=task, limit=limit, batch_size=batch_size)
     except (ValueError, OSError, RuntimeError) as exc:
         fail(exc)
@@ -199,7 +205,7 @@ def evaluate(
     Console().print(table)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(res, indent=2))
+        write_atomic(json_out, json.dumps(res, indent=2))
 
 
 def parse_targets(specs: list[str]) -> dict[str, str]:
@@ -290,9 +296,28 @@ def bench_reproduce(ctx: typer.Context):
     script = next((d / "reproduce.py" for d in BENCH_DIRS if (d / "reproduce.py").is_file()), None)
     if script is None:
         fail(FileNotFoundError("benchmarks/reproduce.py not found: run from a checkout of hf_crossaug"))
+    out = option_value(ctx.args, "--out")
+    if out:  # default: the checkout's results folder; another only if the package may write it
+        from .utils.files import mark_output_folder
+
+        try:
+            mark_output_folder(out, "--out")
+        except OSError as exc:
+            fail(exc)
     sys.argv = [str(script), *ctx.args]
     sys.path.insert(0, str(script.resolve().parent.parent))  # the checkout, where `benchmarks` is a package
     importlib.import_module("benchmarks.reproduce").main(ctx.args)  # as python -m benchmarks.reproduce
+
+
+def option_value(args: list[str], name: str) -> str | None:
+    """The last value of option ``name`` among arguments passed through (``--out X`` or ``--out=X``)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(f"{name}="):
+            value = arg[len(name) + 1:]
+    return value
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -105,7 +105,9 @@ def work_dir() -> Path:
 
 
 def resolve_dataset(ref: str, root: str | Path) -> str:
-    """A folder under ``root`` (absolute, or relative to it) or a Hub id; anything else is one clear error."""
+    """A folder under ``root`` (absolute, or relative to it) or a Hub id; anything else is one clear error.
+    A Hub-shaped ``a/b`` that exists as a path here is no Hub id: ``datasets`` would load it as a local folder
+    relative to the app's working directory, outside ``root``."""
     ref = (ref or "").strip()
     if not ref:
         raise ValueError("enter a dataset folder or Hub id")
@@ -115,8 +117,10 @@ def resolve_dataset(ref: str, root: str | Path) -> str:
     inside = folder == base or base in folder.parents
     if inside and folder.is_dir():
         return str(folder)
-    if not path.is_absolute() and HUB_ID.match(ref) and ".." not in ref:
+    if not path.is_absolute() and HUB_ID.match(ref) and ".." not in ref and not path.exists():
         return ref
+    if path.exists() and not path.is_absolute():
+        raise ValueError(f"dataset {ref!r} is not a folder under {base}, and a local path is never read as a Hub id")
     if inside:
         raise FileNotFoundError(f"dataset folder not found: {ref}")
     raise ValueError(f"dataset {ref!r} is neither a Hub id (namespace/name) nor a folder under {base}")

@@ -91,9 +91,11 @@ def test_card_records_provenance(built, tiny_llm_dir, tiny_encoder_dir):
     assert card.data.language == ["en", "sw"] and card.data.license == "apache-2.0"
     text = card.text
 
-    # generator: the path given, and the folder's revision
+    # generator: the path given, the folder's revision and the model's size (2 layers, hidden 32)
     gen_ref = resolve_model(str(tiny_llm_dir), "unused")
-    assert stats["generator"] == {"name": str(tiny_llm_dir), "revision": gen_ref.revision}
+    assert stats["generator"] == {"name": str(tiny_llm_dir), "revision": gen_ref.revision,
+                                  "parameters": stats["generator"]["parameters"]}
+    assert 10_000 < stats["generator"]["parameters"] < 100_000
     # the card shows paths outside the working folder by name only (hf_crossaug.utils.paths)
     assert f"- model: `{tiny_llm_dir.name}`" in text and f"`{gen_ref.revision}`" in text
     # every template verbatim with its hash

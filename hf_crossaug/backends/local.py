@@ -50,7 +50,7 @@ class LocalGenerator:
         if dtype is None:
             raise ValueError(f"generation dtype must be auto, float32 or bfloat16, got {config.dtype!r}")
         self.tokenizer = AutoTokenizer.from_pretrained(self.ref.path, revision=self.ref_revision())
-        self.tokenizer.padding_side = "left"
+        self.tokenizer.padding_side = self.tokenizer.truncation_side = "left"  # a cut prompt keeps its end
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(
@@ -64,6 +64,8 @@ class LocalGenerator:
         vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
         decoded = [self.tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
         self.newline_ids = torch.tensor([i for i, s in enumerate(decoded) if "\n" in s])
+        context = getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length
+        self.max_prompt_tokens = max(1, min(context, 1 << 20) - config.max_new_tokens)
 
     def provenance(self) -> dict:
         return self.ref.provenance()
@@ -80,11 +82,29 @@ class LocalGenerator:
             for p in prompts
         ]
 
+    def warn_cut(self, texts: list[str]) -> None:
+        """Say that prompts were cut to the context: an uncut 1 MB source row in a few-shot prompt asked the
+        attention for tens of GB; cut, it costs a context's worth and the log says which rows ran long."""
+        from ..utils.logging import get_logger
+
+        lengths = [len(ids) for ids in self.tokenizer(texts, verbose=False)["input_ids"]]
+        long = [n for n in lengths if n > self.max_prompt_tokens]
+        if long:
+            get_logger("generate").warning(
+                f"{len(long)} of {len(texts)} prompts were longer than the generator's context allows "
+                f"({self.max_prompt_tokens} prompt tokens + {self.config.max_new_tokens} new ones) and were cut "
+                f"to their last {self.max_prompt_tokens} tokens (longest: {max(long)} tokens; a very long "
+                "source row in the few-shot examples?)")
+
     @torch.inference_mode()
     def __call__(self, prompts: list[str]) -> tuple[list[str], list[int]]:
         """Continuations (decoded, special tokens stripped) and their token counts."""
         cfg = self.config
-        enc = self.tokenizer(self.format_prompts(prompts), return_tensors="pt", padding=True)
+        texts = self.format_prompts(prompts)
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
+                             max_length=self.max_prompt_tokens)
+        if enc["input_ids"].shape[1] == self.max_prompt_tokens:
+            self.warn_cut(texts)
         prompt_len = enc["input_ids"].shape[1]
         processors, stops = [], []
         if cfg.no_repeat_ngram_size:

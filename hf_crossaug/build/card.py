@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -61,8 +63,48 @@ def config_quality(tables: dict, embeddings, num_labels: int) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """When the card's "Limitations" speak up: one place, so a reader (and a test) can see the rules."""
+
+    near_chance: float = 0.15  # teacher dev accuracy at most this far above chance: its labels are near random
+    small_dev: int = 100  # fewer dev rows: the dev accuracy is a rough estimate (its 95% interval is given)
+    small_generator: int = 1_000_000_000  # parameters: a generator below this writes simple, repetitive text
+
+
+THRESHOLDS = Thresholds()
+
+
+def limitations(recipe: Recipe, stats: dict, limits: Thresholds = THRESHOLDS) -> list[str]:
+    """What a reader must know before using the data, computed from the build's own figures."""
+    out = []
+    teacher, task = stats.get("teacher"), recipe.task_spec
+    if teacher:
+        acc, n, chance = teacher["dev_accuracy"], teacher["dev_size"], 1 / task.num_labels
+        if acc - chance <= limits.near_chance:
+            out.append(f"The teacher's dev accuracy is {acc:.3f} on {n} rows, near chance ({chance:.3f} for "
+                       f"{task.num_labels} classes): its labels (`teacher_label`, `teacher_probs`) are close to "
+                       "random, and so are the selections made from them.")
+        if n < limits.small_dev:
+            half = 1.96 * math.sqrt(acc * (1 - acc) / n)  # the normal approximation: rough, as meant
+            out.append(f"The teacher's dev accuracy was measured on only {n} rows (95% interval about "
+                       f"{max(acc - half, 0):.2f}-{min(acc + half, 1):.2f}).")
+    if recipe.route == "zero-shot" and recipe.language != "en":
+        out.append(f"The rows are in English, not {recipe.language}: on the `zero-shot` route only a multilingual "
+                   f"student's transfer reaches {recipe.language}.")
+    params = (stats.get("generator") or {}).get("parameters")
+    if params and params < limits.small_generator:
+        size = f"{params / 1e6:.0f}M" if params >= 1e6 else f"{params:,}"
+        out.append(f"The generator is small ({size} parameters): expect simple, repetitive text that "
+                   "often misses the class it was asked for (see the teacher = prompt label agreement below).")
+    return out
+
+
 REQUEST_FIELDS = ("requests", "cache_hits", "retries", "failures", "prompt_tokens", "completion_tokens", "wall_s",
                   "tokens_per_s")
+
+
+FROM_CACHE = "from cache (time not recorded)"
 
 
 def request_rows(stats: dict) -> list[dict]:
@@ -70,7 +112,10 @@ def request_rows(stats: dict) -> list[dict]:
     rows = []
     for stage, r in (stats.get("requests") or {}).items():
         if isinstance(r, dict):
-            rows.append({"stage": stage, **{k: _fmt(r.get(k)) for k in REQUEST_FIELDS}})
+            row = {"stage": stage, **{k: _fmt(r.get(k)) for k in REQUEST_FIELDS}}
+            if "wall_s" in r and r["wall_s"] is None:  # shards cached by a build that kept no time
+                row.update(wall_s=FROM_CACHE, tokens_per_s=FROM_CACHE)
+            rows.append(row)
     return rows
 
 
@@ -135,4 +180,5 @@ def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: di
         recipe_yaml=yaml.safe_dump(stats["recipe"], sort_keys=False, allow_unicode=True).strip(),
         citation=card_section(), quality=[{"name": n, **q} for n, q in (quality or {}).items()],
         requests=request_rows(stats), generated_tokens=stats.get("generated_tokens"), student=recipe.student,
+        limitations=limitations(recipe, stats),
     )

@@ -10,14 +10,12 @@ one copy of the data on disk. The expensive stages are cached in the work folder
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 from ..config.recipe import Recipe
 from ..config.select import RAW
 from ..utils.logging import log_or_logger
-from ..utils.files import BUILD_FILE, MARKER_FILE, WorkLock, check_replaceable, replace_output_folder
+from ..utils.files import BUILD_FILE, WorkLock, check_replaceable, staged_output
 from ..utils.paths import portable
 from ..config.tasks import MultipleChoiceSpec
 from .card import config_quality, dataset_card
@@ -50,13 +48,8 @@ def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path |
         if not mc:
             log(f"scoring diversity and teacher/prompt label agreement of {len(tables)} configs")
             quality = config_quality(tables, context.get_embeddings(raw), recipe.task_spec.num_labels)
-        tmp = out.with_name(f".{out.name}.crossaug-tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)  # our own leftover: the name carries this process's PID
-        tmp.mkdir(parents=True)
-        (tmp / MARKER_FILE).touch()
         log(f"writing {len(tables)} configs and the dataset card to {out}")
-        try:
+        with staged_output(out) as tmp:  # the finished folder appears at once, never half-written
             sizes = {}
             for name, ds in tables.items():
                 (tmp / "data" / name).mkdir(parents=True)
@@ -71,9 +64,5 @@ def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path |
             # local paths made portable as in the card: the file is uploaded with the dataset
             build = portable({**result.stats, "repo_id": repo_id, "quality": quality})
             (tmp / BUILD_FILE).write_text(json.dumps(build, indent=2, default=str))
-            replace_output_folder(tmp, out)  # the finished folder appears at once, never half-written
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
     return {"output": str(out), "rows": rows, "stats": result.stats,
             "reports": {n: r.selected for n, r in reports.items()}}

@@ -25,7 +25,7 @@ from ..stages.source import check_source, load_configured, load_source, seed_pat
 from ..stages.finetune import finetune_lora
 from ..backends.endpoint import redact_url
 from ..config.generate import GenerationConfig
-from ..stages.generate import generate, generator_provenance, make_generator
+from ..stages.generate import generate, generator_card_fields, make_generator
 from ..utils.fingerprint import fingerprint
 from ..utils.logging import log_or_logger
 from ..models.embed import SentenceEmbedder
@@ -153,7 +153,7 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResu
     source_name = (recipe.source.path if recipe.source.path not in (None, "", "seed")
                    else f"hf_crossaug seed set ({seed_path(task).name})")
     stats["source"] = {"name": source_name, "split": recipe.source.split, "rows": len(source),
-                       "invalid_dropped": source.info.description or None,
+                       "dropped": source.info.description or None,
                        "dev": recipe.dev.path if recipe.dev else None}
     shots = source  # where the few-shot examples come from: English source, the task's pool, or target-language
     if task.fewshot_pool:
@@ -268,7 +268,7 @@ def generate_items(recipe: Recipe, task: MultipleChoiceSpec, shots: Dataset, gen
     log = log_or_logger(log, "build")
     gen_cfg = recipe.generation
     generator = generator or make_generator(gen_cfg, work)
-    stats["generator"] = generator_provenance(generator)
+    stats["generator"] = generator_card_fields(generator)
     prompts = multiple_choice_prompts(task, shots, recipe.per_class, gen_cfg.prompt_style, gen_cfg.n_shots,
                                       gen_cfg.seed)
     log(f"[1/1] generating {len(prompts)} {task.name} items from {gen_cfg.n_shots}-shot prompts")
@@ -293,7 +293,7 @@ def _generated_items(recipe: Recipe, task, shots: Dataset, gen_cfg: GenerationCo
     cleaned; returns the kept rows. ``style`` picks the templates (fewshot, instruct, or lm for a
     fine-tuned generator)."""
     generator = make_generator(gen_cfg, work)
-    stats["generator"] = generator_provenance(generator)
+    stats["generator"] = generator_card_fields(generator)
     domains = recipe.domain_list
     premises = None
     if task.two_step:
@@ -345,7 +345,7 @@ def _daftt_items(recipe: Recipe, task, source: Dataset, work: Path, stats: dict,
     if cfg.mode == "generate":
         return _generated_items(recipe, task, source, gen_cfg, "lm", work, stats, log)
     generator = make_generator(gen_cfg, work)
-    stats["generator"] = generator_provenance(generator)
+    stats["generator"] = generator_card_fields(generator)
     prompts = annotation_prompts(task, rest, cfg.inputs, seed)
     log(f"DAFTT: annotating {len(prompts)} unlabelled source inputs at temperature {gen_cfg.temperature}")
     out = parse_annotations(generate(prompts, gen_cfg, work, generator, desc="annotate", accounting=stats.setdefault("requests", {})), task)

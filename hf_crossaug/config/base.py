@@ -119,6 +119,14 @@ def at_least(config, minimum: float, *names: str) -> list[Problem]:
              f"{getattr(config, n)!r}") for n in names]
 
 
+def check_options(minimum: int, **values) -> None:
+    """Arguments that are also command-line options (None: not given): one line naming both spellings for
+    the first below ``minimum``, before it reaches a stage as a field or as numpy's "expected non-negative"."""
+    for name, value in values.items():
+        if value is not None and value < minimum:
+            raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be >= {minimum}, got {value}")
+
+
 def one_of(config, name: str, choices) -> Problem:
     value = getattr(config, name)
     return value in choices, name, f"must be one of {', '.join(map(str, choices))}, got {value!r}"

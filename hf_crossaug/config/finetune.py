@@ -29,6 +29,7 @@ class FinetuneConfig(Validated):
 
     def problems(self) -> list[Problem]:
         return [*at_least(self, 1, "r", "alpha", "epochs", "batch_size"), *at_least(self, 8, "max_length"),
+                *at_least(self, 0, "seed"),
                 (0 <= self.dropout < 1, "dropout", "must be in [0, 1)"),
                 (bool(self.target_modules), "target_modules", "must name at least one module (e.g. q_proj)"),
                 (self.learning_rate > 0, "learning_rate", "must be > 0")]
@@ -72,4 +73,4 @@ class SttConfig(Validated):
     eval_batch_size: int = 8
 
     def problems(self) -> list[Problem]:
-        return at_least(self, 1, "eval_limit", "eval_batch_size")
+        return [*at_least(self, 1, "eval_limit", "eval_batch_size"), *at_least(self, 0, "eval_seed")]

@@ -52,7 +52,7 @@ class GenerationConfig(Validated):
     def problems(self) -> list[Problem]:
         checks = [one_of(self, "prompt_style", PROMPT_STYLES), one_of(self, "dtype", DTYPES),
                   one_of(self, "backend", BACKENDS),
-                  *at_least(self, 0, "n_shots", "temperature", "no_repeat_ngram_size", "max_retries"),
+                  *at_least(self, 0, "n_shots", "temperature", "no_repeat_ngram_size", "max_retries", "seed"),
                   *at_least(self, 1, "max_new_tokens", "batch_size", "shard_size", "max_in_flight"),
                   (0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p!r}"),
                   (self.request_timeout > 0, "request_timeout", "must be > 0"),

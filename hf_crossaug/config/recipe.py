@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .base import ConfigError, Problem, build, check, one_of
+from .base import ConfigError, Problem, build, check, check_options, one_of
 from .clean import CleanConfig
 from .finetune import DafttConfig, SttConfig
 from .generate import GenerationConfig
@@ -168,7 +168,10 @@ class Recipe:
 
     def with_overrides(self, per_class: int | None = None, k: int | None = None, seed: int | None = None,
                        source: str | None = None, limit: int | None = None) -> "Recipe":
-        """Scale overrides from the command line; ``seed`` seeds every stage."""
+        """Scale overrides from the command line; ``seed`` seeds every stage. A value out of range is one line
+        naming the option (not the stage field it lands in, nor a numpy error after the work began)."""
+        check_options(1, per_class=per_class, k=k, limit=limit)
+        check_options(0, seed=seed)
         r = dataclasses.replace(self)
         if per_class is not None:
             r.per_class = per_class

@@ -25,6 +25,6 @@ class SelectionConfig(Validated):
     def problems(self) -> list[Problem]:
         ints = [(isinstance(getattr(self, n), int) and not isinstance(getattr(self, n), bool), n,
                  f"must be an integer, got {getattr(self, n)!r}") for n in ("k", "n_clusters", "kmeans_niter")]
-        return ints + [*at_least(self, 1, "k", "n_clusters", "kmeans_niter"),
+        return ints + [*at_least(self, 1, "k", "n_clusters", "kmeans_niter"), *at_least(self, 0, "seed"),
                        one_of(self, "kmeans_backend", KMEANS_BACKENDS),
                        (len(set(self.strategies)) == len(self.strategies), "strategies", "must not repeat a name")]

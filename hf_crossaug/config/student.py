@@ -74,7 +74,8 @@ class StudentConfig(Validated):
                 (self.learning_rate is None or self.learning_rate > 0, "learning_rate", "must be > 0"),
                 (self.soft_weight >= 0, "soft_weight", f"must be >= 0, got {self.soft_weight}"),
                 (0 < self.dev_fraction < 1, "dev_fraction", "must be in (0, 1)"),
-                *at_least(self, 1, "epochs", "batch_size", "max_length", "limit", "dev_limit")]
+                *at_least(self, 1, "epochs", "batch_size", "max_length", "limit", "dev_limit"),
+                *at_least(self, 0, "seed")]
 
 
 @dataclass

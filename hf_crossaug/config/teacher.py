@@ -29,6 +29,7 @@ class TeacherConfig(Validated):
     class_balance: bool = False
 
     def problems(self) -> list[Problem]:
-        return [*at_least(self, 1, "epochs", "batch_size", "max_length"), *at_least(self, 0, "self_training_rounds"),
+        return [*at_least(self, 1, "epochs", "batch_size", "max_length"),
+                *at_least(self, 0, "self_training_rounds", "seed"),
                 (self.learning_rate > 0, "learning_rate", "must be > 0"),
                 (0 < self.dev_fraction < 1, "dev_fraction", "must be in (0, 1)")]

@@ -34,7 +34,7 @@ class TranslateConfig(Validated):
     def problems(self) -> list[Problem]:
         return [one_of(self, "backend", BACKENDS), one_of(self, "dtype", DTYPES),
                 *at_least(self, 1, "batch_size", "max_new_tokens", "num_beams", "shard_size"),
-                *at_least(self, 0, "n_shots", "no_repeat_ngram_size"),
+                *at_least(self, 0, "n_shots", "no_repeat_ngram_size", "seed"),
                 (not self.base_url or (self.backend == "llm" and bool(self.model)), "base_url",
                  "needs backend 'llm' and the served model id in 'model'")]
 

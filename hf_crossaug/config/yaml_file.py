@@ -11,14 +11,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """A `yaml.SafeLoader` that refuses duplicate mapping keys (PyYAML silently keeps the last)."""
 
     def construct_mapping(self, node, deep=False):
-        seen = set()
+        seen = []  # a list: a key may be unhashable (PyYAML reports that itself)
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 line = key_node.start_mark.line + 1
                 raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice (line {line})",
                                                         key_node.start_mark)
-            seen.add(key)
+            seen.append(key)
         return super().construct_mapping(node, deep=deep)
 
 

@@ -5,7 +5,7 @@ The translations are an ordinary build: a recipe with ``route: self-translate`` 
 translates the labelled source rows with the LLM (few-shot, filtered, optionally code-switched) and
 writes a dataset folder with its card. This module only adds the recipe's ``stt:`` section: render
 source + translated rows in the task's ``lm.classify`` format, fine-tune with
-:func:`hf_crossaug.finetune.finetune_lora`, and score every label's verbalisation before and after.
+:func:`hf_crossaug.stages.finetune.finetune_lora`, and score every label's verbalisation before and after.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ import numpy as np
 from datasets import Dataset
 
 from ..version import __version__
+from ..config.base import check_options
 from ..config.finetune import FinetuneConfig, SttConfig
 from ..stages.source import load_configured
 from ..stages.finetune import (ADAPTER_FILE, DONE_FILE, Adapter, answer_logprobs, answer_text, finetune_lora,
                        load_causal_lm)
 from ..models.resolve import GENERATOR_DEFAULT, resolve_model
 from ..config.tasks import TaskSpec
+from ..utils.files import check_replaceable, staged_output
 
 EVAL_FILE = "evaluation.json"
 
@@ -103,7 +105,9 @@ def run_stt(recipe, dataset_dir: str | Path, adapter_dir: str | Path, targets: M
     cfg: SttConfig = recipe.stt
     if cfg is None:
         raise ValueError(f"recipe {recipe.name!r} has no 'stt' section (DAFTT recipes run with crossaug build)")
-    dataset_dir = Path(dataset_dir)
+    check_options(1, eval_limit=eval_limit)
+    dataset_dir, out = Path(dataset_dir), Path(adapter_dir)
+    check_replaceable(out, "--adapter-output")  # before the build and the tuning, not after
     work = Path(work_dir) if work_dir else dataset_dir.parent / f".{dataset_dir.name}-work"
     task = recipe.task_spec
     summary = build_dataset(recipe, dataset_dir, work, log=log)
@@ -118,13 +122,10 @@ def run_stt(recipe, dataset_dir: str | Path, adapter_dir: str | Path, targets: M
     log(f"Self-Translate-Train: LoRA fine-tuning {model} on {len(rows)} rows "
         f"({len(rows) - len(raw)} English, {len(raw)} translated/code-switched)")
     adapters = {"after": finetune_lora(rows, tune, work, GENERATOR_DEFAULT, desc="stt-lora")}
-    out = Path(adapter_dir)
-    export_adapter(adapters["after"], out)
     if cfg.english_baseline if english_baseline is None else english_baseline:
         log(f"English-only baseline: LoRA fine-tuning {model} on the {len(source)} English source rows alone")
         adapters["english_only"] = finetune_lora(classify_rows(task, source), tune, work, GENERATOR_DEFAULT,
                                                  desc="stt-english-lora")
-        export_adapter(adapters["english_only"], out / "english-only")
     limit = eval_limit if eval_limit is not None else cfg.eval_limit
     log(f"Self-Translate-Train: label-likelihood evaluation on {', '.join(targets)} ({limit or 'all'} rows "
         "each), before and after")
@@ -137,5 +138,9 @@ def run_stt(recipe, dataset_dir: str | Path, adapter_dir: str | Path, targets: M
               "training": {"rows": len(rows), "english": len(rows) - len(raw), "translated": len(raw),
                            "translation_counts": summary["stats"]["counts"].get("translation")},
               **result}
-    (out / EVAL_FILE).write_text(json.dumps(result, indent=2, default=str))
+    with staged_output(out) as tmp:  # the adapters (cached in the work folder) and their scores, at once
+        export_adapter(adapters["after"], tmp)
+        if baseline:
+            export_adapter(baseline, tmp / "english-only")
+        (tmp / EVAL_FILE).write_text(json.dumps(result, indent=2, default=str))
     return result

@@ -2,7 +2,7 @@
 format, either annotates unlabelled inputs (low temperature) or generates new labelled examples.
 
 Nothing here trains or generates by itself. Rows are rendered with the task's ``lm.*`` templates, the
-adapter comes from :func:`hf_crossaug.finetune.finetune_lora`, and the pipeline generates through the
+adapter comes from :func:`hf_crossaug.stages.finetune.finetune_lora`, and the pipeline generates through the
 ordinary generate stage with the adapter merged into the generator; the result is then cleaned,
 teacher-labelled, selected and built like any other generation.
 """

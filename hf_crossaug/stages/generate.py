@@ -20,6 +20,7 @@ from datasets import Dataset
 from ..backends.local import LocalGenerator
 from ..config.generate import GenerationConfig
 from ..models.resolve import GENERATOR_DEFAULT, native_dtype, resolve_model
+from ..utils.files import write_atomic
 from ..utils.fingerprint import content_fingerprint, fingerprint, shard_seed
 from ..utils.sharding import run_sharded
 
@@ -41,6 +42,14 @@ def make_generator(config: GenerationConfig, work_dir: str | Path):
 def generator_provenance(generator) -> dict:
     """What a card records about a generator: a server's model id and revision, or a local model's ref."""
     return generator.provenance() if hasattr(generator, "provenance") else generator.ref.provenance()
+
+
+def generator_card_fields(generator) -> dict:
+    """`generator_provenance` plus, for an in-process model, its parameter count (the card's limitations
+    read it). Kept out of the provenance itself, which names the shard folders."""
+    model = getattr(generator, "model", None)
+    size = {"parameters": sum(p.numel() for p in model.parameters())} if hasattr(model, "parameters") else {}
+    return {**generator_provenance(generator), **size}
 
 
 def prompts_fingerprint(prompts: Dataset) -> str:
@@ -80,22 +89,40 @@ def generate(
         gen = generator or LocalGenerator(config)
         if config.backend != "local":
             return lambda shard, i, bar: _request_shard(shard, gen, config, i, bar)
-        return lambda shard, i, bar: _run_shard(shard, gen, config, i, bar, fp)
+        return lambda shard, i, bar: _run_timed_shard(folder, shard, gen, config, i, bar, fp)
 
     before, start = copy.deepcopy(getattr(generator, "stats", {})), time.perf_counter()
     out = run_sharded(prompts, folder, config.shard_size, make_runner, desc, unit="prompt")
     if accounting is not None:
-        accounting[desc] = _cost(before, getattr(generator, "stats", {}), out, time.perf_counter() - start)
+        after, wall = getattr(generator, "stats", {}), time.perf_counter() - start
+        accounting[desc] = _cost(before, after, out, wall) if after else _local_cost(out, folder)
     return out
 
 
+def _run_timed_shard(folder: Path, shard: Dataset, generator: LocalGenerator, config: GenerationConfig, index: int,
+                     bar, fp: str) -> Dataset:
+    """`_run_shard`, its wall time kept beside the shard, so a resumed build reports what its cached shards
+    cost when they were made (not their tokens over the seconds of this run)."""
+    start = time.perf_counter()
+    out = _run_shard(shard, generator, config, index, bar, fp)
+    write_atomic(folder / f"shard-{index:05d}.cost.json", json.dumps({"wall_s": time.perf_counter() - start}))
+    return out
+
+
+def _local_cost(out: Dataset, folder: Path) -> dict:
+    """Rows and tokens of the local backend, over the wall time of every shard (this run's and cached ones);
+    ``wall_s`` and ``tokens_per_s`` are None when a cached shard's time was never recorded."""
+    tokens = int(sum(out["generated_tokens"]))
+    cost = {"rows": len(out), "completion_tokens": tokens, "wall_s": None, "tokens_per_s": None}
+    shards, costs = list(folder.glob("shard-*.parquet")), list(folder.glob("shard-*.cost.json"))
+    if len(costs) == len(shards):
+        wall = sum(json.loads(p.read_text())["wall_s"] for p in costs)
+        cost.update(wall_s=round(wall, 1), tokens_per_s=round(tokens / wall, 1) if wall > 0 else 0.0)
+    return cost
+
+
 def _cost(before: dict, after: dict, out: Dataset, wall: float) -> dict:
-    """One generate call's share of a generator's running counters (server backends), or for the local
-    backend the rows and tokens it produced."""
-    if not after:
-        tokens = int(sum(out["generated_tokens"]))
-        return {"rows": len(out), "completion_tokens": tokens, "wall_s": round(wall, 1),
-                "tokens_per_s": round(tokens / wall, 1) if wall > 0 else 0.0}
+    """One generate call's share of a server generator's running counters."""
     delta = {}
     for key, value in after.items():
         if isinstance(value, dict):

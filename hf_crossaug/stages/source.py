@@ -7,11 +7,12 @@ the file and the column or value that is wrong.
 
 from __future__ import annotations
 
+import json
 import re
 from importlib import resources
 from pathlib import Path
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset, Json, load_dataset
 
 from ..config.source import SourceConfig
 from ..config.tasks import TaskSpec
@@ -60,10 +61,10 @@ def check_source(task: TaskSpec, source: str | None, where: str) -> None:
     repo = file if path.suffix.lower() in FORMATS else file.partition("@")[0].partition(":")[0]  # HUB_ID:config@split
     if meant_as_path(repo):
         raise FileNotFoundError(f"{where}: {source} is not an existing file and not a Hub dataset id")
-    _check_hub_dataset(repo, where)
+    check_hub_dataset(repo, where)
 
 
-def _check_hub_dataset(repo_id: str, where: str) -> None:
+def check_hub_dataset(repo_id: str, where: str, kind: str = "file") -> None:
     """One metadata call to the Hub, so a mistyped id or an unreachable Hub is one line within seconds (not
     ~23 s of download retries then a traceback); skipped when the user is offline on purpose, since the
     datasets cache may hold the dataset."""
@@ -75,10 +76,10 @@ def _check_hub_dataset(repo_id: str, where: str) -> None:
     try:
         HfApi().dataset_info(repo_id, timeout=10)
     except RepositoryNotFoundError:
-        raise FileNotFoundError(f"{where}: {repo_id} is not an existing file, and no Hub dataset of that name "
+        raise FileNotFoundError(f"{where}: {repo_id} is not an existing {kind}, and no Hub dataset of that name "
                                 "exists (or it is private: run `hf auth login`)") from None
     except Exception as exc:  # httpx / requests connection errors, HTTP 5xx: the Hub cannot answer now
-        raise ConnectionError(f"{where}: {repo_id} is not an existing file, and the Hub cannot be reached to "
+        raise ConnectionError(f"{where}: {repo_id} is not an existing {kind}, and the Hub cannot be reached to "
                               f"load it as a dataset ({type(exc).__name__}: {_first_line(exc)})") from None
 
 
@@ -118,6 +119,24 @@ def _check_text_file(path: Path) -> None:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             raise ValueError(f"source file {path} is not UTF-8 text: it ends inside a character") from None
+
+
+def _json_problem(path: Path) -> str | None:
+    """The line where a JSON (Lines) file breaks: ``datasets`` only says "an error occurred while generating
+    the dataset". A file whose first line is a JSON value of its own is JSON Lines, read line by line."""
+    text = path.read_text(encoding="utf-8")  # `_check_text_file` made sure it decodes
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    try:
+        json.loads(lines[0][1] if lines else "")
+        jsonl = True
+    except json.JSONDecodeError:
+        jsonl = False
+    for number, line in lines if jsonl else [(0, text)]:  # 0: a whole document, whose error has the line
+        try:
+            json.loads(line)
+        except json.JSONDecodeError as exc:
+            return f"line {number or exc.lineno} is not valid JSON ({exc.msg}, column {exc.colno})"
+    return None
 
 
 def load_source(
@@ -161,7 +180,9 @@ def load_source(
             file_split = split if split.startswith("train[") else "train"
             ds = load_dataset(fmt, data_files=str(path), split=file_split, **kwargs)
         except Exception as exc:  # datasets raises many types for a broken file
-            raise ValueError(f"source file {path} could not be read as {fmt}: {_first_line(exc)}") from None
+            where_broken = _json_problem(path) if fmt == "json" and path.is_file() else None
+            raise ValueError(f"source file {path} could not be read as {fmt}: "
+                             f"{where_broken or _first_line(exc)}") from None
     else:
         repo, _, hub_split = where.partition("@")  # HUB_ID[:config][@split], as evaluation targets are written
         repo, _, config = repo.partition(":")
@@ -202,12 +223,21 @@ def _has_text(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v.strip() for v in value)
 
 
+def _json_value(text: str | None):
+    """A value of a mixed-kind column from the JSON text ``datasets`` stored, which holds some strings unquoted."""
+    try:
+        return None if text is None else json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "label",
               limit: int | None = None, seed: int = 0, label_map: dict | None = None,
               on_invalid: str = "error") -> Dataset:
     """Keep the task's columns and map labels to ids (after ``label_map``). Rows the dataset marks as
-    unlabelled (SNLI's ``-`` / ``-1``) are skipped. Rows with an unknown label or empty text are an error
-    naming how many there are; with ``on_invalid="drop"`` they are dropped and counted instead."""
+    unlabelled (SNLI's ``-`` / ``-1``) are skipped and counted. Rows with an unknown label or empty text are an
+    error naming how many there are; with ``on_invalid="drop"`` they are dropped and counted instead. The
+    counts are ``info.description`` (``"dropped 2 unlabelled rows (...), 1 unknown labels"``, or empty)."""
     for col in (*task.text_columns, label_column):
         if col not in ds.column_names:
             raise ValueError(f"source {where} has no column {col!r} (columns: {', '.join(ds.column_names)})")
@@ -232,6 +262,8 @@ def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "labe
 
     rows = {c: list(ds[c]) for c in task.text_columns}
     raw_labels = list(ds[label_column])
+    if isinstance(ds.features[label_column], Json):  # text and numbers mixed: datasets decodes the text "-" as 0
+        raw_labels = [_json_value(t) for t in ds.cast_column(label_column, Json(decode=False))[label_column]]
     labels = [to_id(v) for v in raw_labels]
     bad_label = [i for i, lab in enumerate(labels) if lab is None]
     empty = [i for i, lab in enumerate(labels) if lab is not None and lab >= 0
@@ -249,7 +281,10 @@ def normalise(ds: Dataset, task: TaskSpec, where: str, label_column: str = "labe
     data = {c: [rows[c][i] for i in keep] for c in task.text_columns}
     data["label"] = [labels[i] for i in keep]
     out = Dataset.from_dict(data, features=task.source_features())
-    out.info.description = f"dropped {len(bad_label)} unknown labels, {len(empty)} empty texts" if invalid else ""
+    drops = {"unlabelled rows (label -1, '-' or none)": labels.count(-1), "unknown labels": len(bad_label),
+             "empty texts": len(empty)}  # each reason counted on its own: the card says what was left out
+    dropped = [f"{n} {why}" for why, n in drops.items() if n]
+    out.info.description = f"dropped {', '.join(dropped)}" if dropped else ""
     if limit is not None and limit < len(out):
         out = out.shuffle(seed=seed).select(range(limit)).flatten_indices()
     if len(out) == 0:

@@ -5,7 +5,7 @@ model (Marian/opus-mt, NLLB-200, M2M100), the same model converted for CTranslat
 faster on CPU), or few-shot self-translation by any causal LM. Texts are deduplicated before
 translation, so an NLI premise shared by several hypotheses is translated once and every row gets the
 same target premise (pair consistency). Work is sharded and resumable through the generate stage's
-runner; quality filters live in :mod:`hf_crossaug.filters`.
+runner; quality filters live in :mod:`hf_crossaug.stages.filters`.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from ..config.student import StudentConfig
 from ..config.tasks import MultipleChoiceSpec, get_task
 from ..models.resolve import ENCODER_DEFAULT, resolve_model
 from ..models.training import one_line_load_errors
+from ..utils.files import staged_output
 from .card import save_results
 from .frozen import BACKEND, HEAD_FILE, fit_frozen
 from .common import (build_info, dataset_hub_id, distillation_config, fit_best_epoch, gold_and_dev, infer_task,
@@ -50,16 +51,22 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
     ``gold_source``: English labelled data (file, Hub id, ``"seed"`` or a `Dataset`). ``dev``: the
     model-selection set (file, Hub id or `Dataset`); None holds ``dev_fraction`` of the gold data out
     (only with ``select_by="english-dev"``). Returns the results dict written to ``crossaug_student.json``.
+    ``output_dir`` is replaced only if absent, empty or written by hf_crossaug, and only once training is done.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from ..metrics.functions import classification_scores
-
     t0 = time.perf_counter()
     check(config, "student")
     if config.select_by == "target-dev" and dev is None:
         raise ValueError("select_by='target-dev' needs a target-language dev set (dev=...)")
-    out = Path(output_dir)
+    with staged_output(output_dir) as out:  # checked before the work; replaced only by a finished student
+        return fit_student(config, dataset_ref, gold_source, dev, out, log, t0)
+
+
+def fit_student(config: StudentConfig, dataset_ref, gold_source, dev, out: Path, log, t0: float) -> dict:
+    """`train_student`'s work, written into the fresh folder ``out``."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ..metrics.functions import classification_scores
+
     info = build_info(dataset_ref)
     recipe = info.get("recipe", {})
     config, mode_from = recommended_mode(config, recipe)
@@ -96,7 +103,6 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
     summary = dict(mode=mode.name, mode_from=mode_from, dataset=dataset, gold_name=gold_name, counts=counts,
                    dev_name=dev_name, dev_size=len(dev_ds), t0=t0)
     if config.backend == BACKEND:
-        out.mkdir(parents=True, exist_ok=True)
         fit, ref, encode_s = fit_frozen(config, task, train_rows, dev_ds, out, log)
         results = results_dict(config, task, out, ref, info, fit, **summary)
         results["timings"]["encode_s"] = round(encode_s, 1)

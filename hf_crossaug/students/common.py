@@ -16,7 +16,7 @@ from ..config.student import DEFAULT_MODE, MC_DEFAULT_MODE, StudentConfig
 from ..config.tasks import MultipleChoiceSpec, TaskSpec, get_task, packaged_tasks
 from ..models.resolve import ENCODER_DEFAULT
 from ..models.training import balanced_class_weights, epoch_selection_args
-from ..stages.source import load_source, normalise
+from ..stages.source import check_hub_dataset, load_source, normalise
 from ..utils.files import BUILD_FILE
 from ..version import __version__
 from .modes import load_synthetic
@@ -37,6 +37,7 @@ def build_info(dataset_ref) -> dict:
         else:
             from huggingface_hub import hf_hub_download
 
+            check_hub_dataset(str(dataset_ref), "dataset", "folder")  # one quick call, not the download's retries
             path = Path(hf_hub_download(str(dataset_ref), BUILD_FILE, repo_type="dataset"))
         return json.loads(path.read_text()) if path.exists() else {}
     except Exception:  # no network, no such file, not a crossaug dataset: the card just says less

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset
 
+from ..config.base import check_options
 from ..config.tasks import MultipleChoiceSpec, TaskSpec, get_task
 from ..metrics.functions import per_language_scores
 from ..models.resolve import ENCODER_DEFAULT, resolve_model
@@ -87,6 +88,7 @@ def evaluate_model(model_dir_or_id: str | Path, targets: Mapping[str, str], task
 
     if not targets:
         raise ValueError("no targets to evaluate on: pass at least one LANG=DATA")
+    check_options(1, limit=limit, batch_size=batch_size)  # once, for every kind of model
     folder = Path(model_dir_or_id).expanduser()
     saved = json.loads((folder / RESULTS_FILE).read_text()) if (folder / RESULTS_FILE).is_file() else None
     if task is None:

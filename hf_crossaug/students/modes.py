@@ -30,6 +30,7 @@ import numpy as np
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from ..stages.select import STRATEGIES
+from ..stages.source import check_hub_dataset, meant_as_path
 from ..config.tasks import TaskSpec, get_task
 from ..config.select import RAW
 
@@ -88,6 +89,11 @@ def load_folder_or_hub(ref: str | Path, config: str | None, split: str) -> Datas
 
     kwargs = {}
     folder = Path(ref).expanduser()
+    if not folder.exists():  # a Hub id, or a mistyped folder: one line within seconds, not the Hub's retries
+        if meant_as_path(str(ref)):
+            raise FileNotFoundError(f"dataset {ref}: no such folder (it reads as a local path, so it is not tried "
+                                    "as a Hub id)")
+        check_hub_dataset(str(ref), "dataset", "folder")
     if folder.is_dir():
         folder = folder.resolve()
         h = hashlib.sha256(str(folder).encode())
@@ -99,6 +105,11 @@ def load_folder_or_hub(ref: str | Path, config: str | None, split: str) -> Datas
         return load_dataset(str(ref), config, split=split, **kwargs)
     except ValueError as exc:  # unknown config or split: datasets lists the available ones
         raise ValueError(f"dataset {ref}: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:  # offline (no Hub check above) and not in the datasets cache
+        if folder.exists():
+            raise
+        raise FileNotFoundError(f"dataset {ref}: no such folder, and no Hub dataset of that name could be loaded "
+                                f"({str(exc).splitlines()[0]})") from None
 
 
 def load_synthetic(ref: str | Path, config: str) -> Dataset:

@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 BUILD_FILE = "crossaug_build.json"  # a built dataset's stats and provenance, next to its card
@@ -23,7 +25,7 @@ def write_atomic(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def check_replaceable(out: Path) -> None:
+def check_replaceable(out: Path, option: str = "-o") -> None:
     """An output folder may be (re)written only if it is absent, empty, or was written by the package
     (it holds `MARKER_FILE`); anything else is one clear error, and nothing is touched."""
     if not (out.exists() or out.is_symlink()):
@@ -31,7 +33,7 @@ def check_replaceable(out: Path) -> None:
     if out.is_dir() and not out.is_symlink() and ((out / MARKER_FILE).is_file() or not any(out.iterdir())):
         return
     raise FileExistsError(f"output folder {out} exists and was not written by hf_crossaug; "
-                          "choose another -o or remove it yourself")
+                          f"choose another {option} or remove it yourself")
 
 
 def replace_output_folder(tmp: Path, out: Path) -> None:
@@ -48,6 +50,46 @@ def replace_output_folder(tmp: Path, out: Path) -> None:
         tmp.rename(out)
 
 
+def check_output_file(path: str | Path, option: str) -> None:
+    """A file the package will write must not be a folder, nor sit under a file: said before the work,
+    so the results are never lost to a failed write at the end."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give a file path, e.g. {path / 'results.json'}")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
+
+
+def mark_output_folder(out: str | Path, option: str) -> None:
+    """Create ``out`` (or accept it when `check_replaceable` does) and mark it as the package's."""
+    out = Path(out)
+    check_replaceable(out, option)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER_FILE).touch()
+
+
+@contextmanager
+def staged_output(out: str | Path) -> Iterator[Path]:
+    """A fresh marked folder to write ``out``'s files into; when the block ends without an error it replaces
+    ``out`` (checked first: `check_replaceable`), so a failed run leaves the earlier output as it was.
+
+    The staging folder has ``out``'s name (inside a hidden per-process folder beside it), so whatever
+    records the folder's name while writing (a student's ``model_name``) records the final one."""
+    out = Path(out)
+    check_replaceable(out)
+    holder = out.with_name(f".{out.name}.crossaug-tmp-{os.getpid()}")
+    shutil.rmtree(holder, ignore_errors=True)  # our own leftover: the name carries this process's PID
+    tmp = holder / out.name
+    tmp.mkdir(parents=True)
+    (tmp / MARKER_FILE).touch()
+    try:
+        yield tmp
+        replace_output_folder(tmp, out)
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
 class WorkLock:
     """An exclusive lock on a work folder (``fcntl.flock`` on `LOCK_FILE`): a second build with the same
     work folder gets one line naming the holder's PID instead of corrupting shared files. The OS drops the
@@ -60,7 +102,11 @@ class WorkLock:
     def __enter__(self) -> "WorkLock":
         import fcntl
 
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # not "[Errno 17] File exists"
+            raise ValueError(f"work folder {self.folder} cannot be created: it, or a folder above it, is a file; "
+                             "pass another --work-dir") from None
         self._fh = open(self.folder / LOCK_FILE, "a+")
         try:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
