@@ -68,7 +68,9 @@ def request_rows(stats: dict) -> list[dict]:
     rows = []
     for stage, r in (stats.get("requests") or {}).items():
         if isinstance(r, dict):
-            rows.append({"stage": stage, **{k: _fmt(r.get(k)) for k in REQUEST_FIELDS}})
+            c = r.get("concurrency")  # the adaptive in-flight limit: where it ended, its range, the cap
+            in_flight = f"{c['level']} ({c['lowest']}-{c['highest']} of {c['cap']})" if c else "-"
+            rows.append({"stage": stage, **{k: _fmt(r.get(k)) for k in REQUEST_FIELDS}, "in_flight": in_flight})
     return rows
 
 

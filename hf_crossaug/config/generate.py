@@ -45,7 +45,10 @@ class GenerationConfig:
     base_url: str | list[str] | None = None  # endpoint: e.g. http://127.0.0.1:8000/v1, or a list of replicas
     api_key_env: str | None = None  # endpoint: NAME of the environment variable holding the API key
     max_in_flight: int = 16  # endpoint: concurrent requests over all replicas
-    request_timeout: float = 120.0  # endpoint: seconds per request before it is retried
+    request_timeout: float = 120.0  # endpoint: seconds per try of a request before it is retried
+    # endpoint: seconds a request may take over all its tries and backoffs, from its first send; past it the
+    # request fails ("deadline"), so a server that never answers stops a build in minutes, not hours
+    request_deadline: float = 300.0
     max_retries: int = 6  # endpoint: per request, on 429 / 5xx / timeouts / dropped connections
     max_failed_fraction: float = 0.05  # endpoint: the build stops when more requests than this fail
 
@@ -56,6 +59,8 @@ class GenerationConfig:
                   *at_least(self, 1, "max_new_tokens", "batch_size", "shard_size", "max_in_flight"),
                   (0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p!r}"),
                   (self.request_timeout > 0, "request_timeout", "must be > 0"),
+                  (self.request_deadline >= self.request_timeout, "request_deadline",
+                   f"must be >= request_timeout ({self.request_timeout}), got {self.request_deadline!r}"),
                   (0 <= self.max_failed_fraction <= 1, "max_failed_fraction", "must be in [0, 1]")]
         if self.backend in ("endpoint", "ray"):
             urls = self.base_urls()

@@ -89,6 +89,9 @@ def generate(
     return out
 
 
+GAUGES = ("concurrency",)  # generator stats that are levels (the adaptive in-flight limit), not running counts
+
+
 def _cost(before: dict, after: dict, out: Dataset, wall: float) -> dict:
     """One generate call's share of a generator's running counters (server backends), or for the local
     backend the rows and tokens it produced."""
@@ -98,7 +101,9 @@ def _cost(before: dict, after: dict, out: Dataset, wall: float) -> dict:
                 "tokens_per_s": round(tokens / wall, 1) if wall > 0 else 0.0}
     delta = {}
     for key, value in after.items():
-        if isinstance(value, dict):
+        if key in GAUGES:  # a level, not a counter: what it ended at (and its range) is the story
+            delta[key] = value
+        elif isinstance(value, dict):
             delta[key] = {k: v - before.get(key, {}).get(k, 0) for k, v in value.items()
                           if v - before.get(key, {}).get(k, 0)}
         elif isinstance(value, (int, float)) and key not in ("tokens_per_s", "wall_seconds"):
@@ -114,8 +119,7 @@ def _request_shard(shard: Dataset, generator, config: GenerationConfig, index: i
     A request that failed for good comes back as ``None`` and is dropped by the clean stage."""
     first = index * config.shard_size
     seeds = [shard_seed(config.seed, first + j) for j in range(len(shard))]
-    texts, counts = generator(list(shard["prompt"]), seeds)
-    bar.update(len(texts))
+    texts, counts = generator(list(shard["prompt"]), seeds, progress=bar)  # advances the bar per answer
     return shard.add_column("generation", texts).add_column("generated_tokens", counts)
 
 
