@@ -3,12 +3,12 @@
 N prompts (``--n``, default 100000) go through the generate stage (``backend: endpoint``: shards, request
 cache, retries, breaker, adaptive concurrency) against a fast local OpenAI stand-in (tests/openai_standin.py,
 answers at once), run in its own process on 127.0.0.1. The same bodies go through a bare loop in the same
-run: ``openai.AsyncOpenAI`` with a semaphore of ``--in-flight`` and the client's own retries
-(``max_retries=8``; ``bench_servers.bare_run``). Both see the same stand-in, clean and with faults (5% dropped connections: half
-after the headers, half closed without a response; 2% 503s; 1% requests that never answer, cut by the
-``--request-timeout``). Also reported: peak resident memory per phase, the request cache's size on disk,
-and what a resume that finds every answer in the request cache costs (the shard files removed, the cache
-kept). Run it on an idle machine; for a quick check use a small ``--n``:
+run (``bench_servers.bare_run``: ``openai.AsyncOpenAI``, a semaphore of ``--in-flight``, the client's own
+retries, ``max_retries=8``). Both see the same stand-in, clean and with faults (5% dropped connections:
+half after the headers, half closed without a response; 2% 503s; 1% requests that never answer, cut by
+the ``--request-timeout``). Also reported: peak resident memory per phase, the request cache's size on
+disk, and what a resume that finds every answer in the request cache costs (the shard files removed, the
+cache kept). Run it on an idle machine; for a quick check use a small ``--n``:
 
     python benchmarks/bench_scale.py --n 2000 --out /tmp/scale-smoke
 

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 
 import pytest
+from datasets import Dataset
 
 from hf_crossaug.backends.concurrency import AdaptiveLimit
 from hf_crossaug.backends.endpoint import EndpointGenerator, Replica, pick_replica
 from hf_crossaug.backends.retry import Breaker, RequestFailed, retry_delay
+from hf_crossaug.config.clean import CleanConfig
 from hf_crossaug.config.generate import GenerationConfig
-from openai_standin import standin_text
+from hf_crossaug.stages.clean import clean, drop_counts
+from hf_crossaug.stages.generate import generate
+from openai_standin import MODEL_ID, standin_text
 from test_endpoint import COMPLETIONS, make_config, unfinished_counts
 
 FAST = dict(backoff_base=0.05, backoff_cap=1.0, cooloff=0.3)
+CHAT = "/v1/chat/completions"
 
 
 class Bar:
@@ -39,7 +45,8 @@ class Bar:
 
 
 def prompts_and_seeds(n: int, offset: int = 0):
-    return [f"Write sentence number {i}.\nSentence:" for i in range(offset, offset + n)], list(range(offset, offset + n))
+    seeds = list(range(offset, offset + n))
+    return [f"Write sentence number {i}.\nSentence:" for i in seeds], seeds
 
 
 # ----- pure logic -----
@@ -125,13 +132,16 @@ def test_adaptive_limit_is_a_fifo_semaphore():
     assert asyncio.run(main()) == (list(range(6)), 0)
 
 
-def test_request_deadline_is_a_validated_config_field():
+def test_request_deadline_and_structured_output_are_validated_config_fields():
     def failing(**kwargs):
         return [field for ok, field, _ in GenerationConfig(**kwargs).problems() if not ok]
 
     assert failing() == [] and 60 <= GenerationConfig().request_deadline <= 600  # a few minutes by default
     assert failing(request_timeout=120.0, request_deadline=60.0) == ["request_deadline"]
     assert failing(request_timeout=5.0, request_deadline=5.0) == []
+    assert failing(structured_output=True) == ["structured_output"]  # the local backend has no response_format
+    assert failing(structured_output=True, backend="endpoint", prompt_style="instruct", model="m",
+                   base_url="http://127.0.0.1:1/v1") == []
 
 
 # ----- against the stand-in -----
@@ -203,4 +213,46 @@ def test_adaptive_concurrency_shrinks_on_a_queueing_server_and_grows_back(make_s
     gen(prompts, seeds)
     assert gen.stats["concurrency"]["level"] >= queued["level"] + 6, gen.stats["concurrency"]
     assert gen.stats["failures"] == {}
+    gen.close()
+
+
+# ----- structured output (instruct style) -----
+
+def instruct_config(url, **overrides) -> GenerationConfig:
+    return GenerationConfig(backend="endpoint", base_url=url, model=MODEL_ID, prompt_style="instruct",
+                            structured_output=True, temperature=0.0, max_new_tokens=16, shard_size=3,
+                            max_in_flight=4, **overrides)
+
+
+@pytest.mark.parametrize("server, reason", [("accept", None), ("garble", "bad_json")])
+def test_structured_output_asks_for_the_generated_field_and_drops_what_is_not_json(make_standin, tmp_path, server,
+                                                                                   reason):
+    proxy = make_standin(response_format=server)
+    prompts = Dataset.from_dict({"prompt": [f"Write sentence {i}." for i in range(5)]})
+    out = generate(prompts, instruct_config(proxy.url), tmp_path, desc="hypothesis")
+    sent = proxy.bodies()
+    assert len(sent) == 5 and all(b["response_format"]["json_schema"]["schema"]["required"] == ["hypothesis"]
+                                  for b in sent)
+    if server == "accept":  # the field, unwrapped from the JSON
+        expected = {standin_text(b["messages"], b["seed"]).strip() for b in sent}
+        assert set(out["generation"]) == expected and out["generation_error"] == [None] * 5
+    else:
+        assert out["generation"] == [None] * 5 and out["generation_error"] == ["bad_json"] * 5
+    cleaned = clean(out, "hypothesis", CleanConfig(min_words=1, max_words=50))
+    assert cleaned["drop_reason"] == [reason] * 5
+    assert drop_counts(cleaned)["bad_json"] == (5 if reason else 0)
+
+
+def test_structured_output_falls_back_to_plain_text_once_where_a_server_refuses_it(make_standin, tmp_path, caplog):
+    proxy = make_standin(response_format="reject")
+    prompts, seeds = prompts_and_seeds(8)
+    gen = EndpointGenerator(instruct_config(proxy.url), tmp_path, **FAST)
+    with caplog.at_level(logging.WARNING, logger="hf_crossaug.backends.endpoint"):
+        texts, _ = gen(prompts, seeds, field="hypothesis")
+    assert texts == [standin_text([{"role": "user", "content": p}], s) for p, s in zip(prompts, seeds)]
+    assert sum("refused response_format" in r.getMessage() for r in caplog.records) == 1  # said once
+    refused = [e for e in proxy.log if "response_format" in e["body"]]
+    assert 1 <= len(refused) <= 4  # only those in flight before the first refusal came back
+    assert proxy.received[CHAT] == 8 + len(refused) and proxy.upstream.answered[CHAT] == 8  # each answered once
+    assert gen.stats["failures"] == {} and sum(gen.stats["retries"].values()) == 0 and gen.last_errors == [None] * 8
     gen.close()

@@ -24,7 +24,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .concurrency import AdaptiveLimit
+from . import structured
 from .request_cache import CACHE_FILE, RequestCache, key_for
+from .served import served_model
 from .retry import (  # noqa: F401 - re-exported: this module's API
     DOWN_REASONS, RETRY_REASONS, Breaker, Deadline, Replica, RequestFailed, backoff_delay, classify,
     classify_quietly, parse_retry_after, pick_replica, retry_delay,
@@ -93,7 +95,8 @@ def run_sync(coro):
 
 def _new_stats() -> dict:
     return {"requests": 0, "cache_hits": 0, "answered": 0, "retries": dict.fromkeys(RETRY_REASONS, 0),
-            "failures": {}, "prompt_tokens": 0, "completion_tokens": 0, "wall_seconds": 0.0, "tokens_per_s": 0.0}
+            "failures": {}, "bad_json": 0, "prompt_tokens": 0, "completion_tokens": 0, "wall_seconds": 0.0,
+            "tokens_per_s": 0.0}
 
 
 class EndpointGenerator:
@@ -124,18 +127,23 @@ class EndpointGenerator:
         self._clients: dict[str, object] = {}
         self._details: dict[str, str] = {}  # a server's message per final failure reason, for the error line
         self._bar, self._shown = None, 0.0  # the caller's progress bar, and when its postfix was last drawn
+        self._field: str | None = None  # structured output: the JSON field asked for in this call
+        self._schema_refused = False  # a server turned down response_format: plain text from then on
+        self.last_errors: list[str | None] = []  # per prompt of the last call: "bad_json" or None
 
     # ----- public -----
 
-    def __call__(self, prompts: list[str], seeds: list[int], progress=None) -> tuple[list[str | None], list[int]]:
-        """``progress``: a tqdm bar advanced per finished prompt, its postfix showing in-flight level and retries."""
+    def __call__(self, prompts: list[str], seeds: list[int], progress=None,
+                 field: str | None = None) -> tuple[list[str | None], list[int]]:
+        """``progress``: a tqdm bar advanced per finished prompt, its postfix showing in-flight level and retries.
+        ``field`` (instruct style): ask for JSON ``{field: text}`` and return the field (structured.py)."""
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-        self._bar = progress
+        self._bar, self._field = progress, field if self.config.prompt_style == "instruct" else None
         try:
             return run_sync(self._generate(list(prompts), list(seeds)))
         finally:
-            self._bar = None
+            self._bar = self._field = None
 
     def provenance(self) -> dict:
         """What a card records: served model id, revision and listing details; never a URL or a key."""
@@ -177,7 +185,10 @@ class EndpointGenerator:
             self.stats["tokens_per_s"] = self.stats["completion_tokens"] / wall if wall > 0 else 0.0
             self.stats["concurrency"] = self.limit.summary()
             self._show(force=True)
-        texts = [run.answers[k]["text"] if k in run.answers else None for k in run.keys]
+        unwrapped = [structured.unwrap(run.answers[k], self._field) if k in run.answers else (None, None)
+                     for k in run.keys]
+        texts, self.last_errors = [t for t, _ in unwrapped], [e for _, e in unwrapped]
+        self.stats["bad_json"] += sum(e == "bad_json" for e in self.last_errors)
         tokens = [run.answers[k]["completion_tokens"] if k in run.answers else 0 for k in run.keys]
         reasons = Counter(run.failed[k] for k in run.keys if k in run.failed)  # per prompt, in the order they failed
         n_failed = sum(reasons.values())
@@ -213,7 +224,7 @@ class EndpointGenerator:
     async def _answer_all(self, prompts: list[str], seeds: list[int]) -> _Run:
         await self._check_served()
         self._details = {}
-        bodies = [self._body(p, s) for p, s in zip(prompts, seeds)]
+        bodies = [self._body(p, s, self._field) for p, s in zip(prompts, seeds)]
         run = _Run([key_for(self.model_id, self.revision, b) for b in bodies])
         run.answers = self.cache.get_many(run.keys)
         hits = sum(k in run.answers for k in run.keys)
@@ -258,7 +269,7 @@ class EndpointGenerator:
             await asyncio.gather(*workers, return_exceptions=True)
         return run
 
-    def _body(self, prompt: str, seed: int) -> dict:
+    def _body(self, prompt: str, seed: int, field: str | None = None) -> dict:
         """The request JSON; it is also what the cache key hashes, so it holds every sampling choice."""
         cfg = self.config
         body = {"model": self.model_id, "max_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
@@ -267,6 +278,8 @@ class EndpointGenerator:
             body["top_p"] = cfg.top_p
         if cfg.prompt_style == "instruct":
             body["messages"] = [{"role": "user", "content": prompt}]
+            if field:
+                body[structured.FORMAT_KEY] = structured.response_format(field)
         else:
             body["prompt"] = prompt
             if cfg.stop_at_newline:
@@ -277,8 +290,8 @@ class EndpointGenerator:
 
     async def _request(self, key: str, body: dict, run: _Run) -> dict:
         """Send until answered, out of retries or past ``request_deadline``; the answer is cached before returning."""
-        cfg, deadline, drops, failure = self.config, None, 0, None
-        for attempt in range(cfg.max_retries + 1):
+        cfg, deadline, drops, failure, attempt = self.config, None, 0, None, 0
+        while True:
             replica = await self._replica(deadline, attempt, failure)
             await self.limit.acquire()
             deadline = deadline or Deadline(cfg.request_deadline)  # counted from the first send
@@ -286,14 +299,15 @@ class EndpointGenerator:
                 self.limit.release()
                 raise _Abort(run.stopped) if run.stopped else self._past_deadline(deadline, attempt, failure)
             run.sent.add(key)
+            sent = structured.plain(body) if self._schema_refused else body  # decided now, not before the wait
             replica.in_flight += 1
             replica.sent += 1
             replica.breaker.on_send()
             self.stats["requests"] += 1
             sent_at = time.monotonic()
             try:
-                response = await asyncio.wait_for(self._send(replica, body), min(cfg.request_timeout, deadline.left()))
-                answer = self._parse(response)
+                response = await asyncio.wait_for(self._send(replica, sent), min(cfg.request_timeout, deadline.left()))
+                answer = self._parse(response) | ({"format": "json"} if structured.FORMAT_KEY in sent else {})
             except Exception as exc:  # noqa: BLE001 - classify() re-raises what it does not know
                 failure = classify(exc)
             else:
@@ -311,6 +325,12 @@ class EndpointGenerator:
                 self.stats["completion_tokens"] += answer["completion_tokens"]
                 return answer
             self._note_failure(replica, failure, now)
+            if structured.refused(failure, sent):  # again at once as plain text; not a retry of the request
+                if not self._schema_refused:
+                    logger.warning("%s refused response_format (%s: %s); asking for plain text from now on",
+                                   replica.name, failure.reason, failure.detail)
+                self._schema_refused = True
+                continue
             if failure.reason not in RETRY_REASONS:
                 raise failure
             drops += failure.reason == "connection"
@@ -322,7 +342,7 @@ class EndpointGenerator:
             self.stats["retries"][failure.reason] += 1
             self._show()
             await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+            attempt += 1
 
     async def _replica(self, deadline: Deadline | None, tries: int, last: RequestFailed | None) -> Replica:
         """A replica that may take a request now, waiting while all are out of rotation or paused."""
@@ -387,36 +407,6 @@ class EndpointGenerator:
 
     async def _check_served(self) -> None:
         """Ask every replica for ``/v1/models`` once: an unreachable set fails now, in one line, before any work."""
-        if self._served is not None:
-            return
-        timeout = min(self.config.request_timeout, 30.0)
-        listings, errors = {}, []
-        for replica in self.replicas:
-            try:
-                page = await asyncio.wait_for(self._clients[replica.url].models.list(), timeout)
-                listings[replica.name] = [m.to_dict() for m in page.data]
-            except Exception as exc:  # noqa: BLE001 - any failure means "not usable now"
-                reason = classify_quietly(exc)
-                errors.append(f"{replica.name} ({reason})")
-                replica.down_until = time.monotonic() + self.cooloff
-        if not listings:
-            raise RuntimeError(f"endpoint unreachable: {'; '.join(errors)} — start the server or fix base_url")
-        if errors:
-            logger.warning("endpoint replicas unreachable at start, continuing without them: %s", "; ".join(errors))
-        self._served = self._pick_model(listings)
-
-    def _pick_model(self, listings: dict[str, list[dict]]) -> dict:
-        wanted = self.config.model
-        for name, models in listings.items():
-            ids = [m.get("id") for m in models]
-            if wanted is None:
-                if not models:
-                    raise RuntimeError(f"endpoint {name} lists no models; set the generator model to the served id")
-                if len(models) > 1:
-                    logger.warning("endpoint %s serves %d models, using %s (set model to choose)",
-                                   name, len(models), ids[0])
-                return models[0]
-            if wanted in ids:
-                return models[ids.index(wanted)]
-        logger.warning("no replica lists model %s in /v1/models; sending requests for it anyway", wanted)
-        return {"id": wanted}
+        if self._served is None:
+            self._served = await served_model(self.replicas, self._clients, self.config.model,
+                                              min(self.config.request_timeout, 30.0), self.cooloff)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, Value
 
 from ..backends.local import LocalGenerator
 from ..config.generate import GenerationConfig
@@ -79,7 +79,7 @@ def generate(
     def make_runner():
         gen = generator or LocalGenerator(config)
         if config.backend != "local":
-            return lambda shard, i, bar: _request_shard(shard, gen, config, i, bar)
+            return lambda shard, i, bar: _request_shard(shard, gen, config, i, bar, desc)
         return lambda shard, i, bar: _run_shard(shard, gen, config, i, bar, fp)
 
     before, start = copy.deepcopy(getattr(generator, "stats", {})), time.perf_counter()
@@ -113,14 +113,20 @@ def _cost(before: dict, after: dict, out: Dataset, wall: float) -> dict:
     return delta
 
 
-def _request_shard(shard: Dataset, generator, config: GenerationConfig, index: int, bar) -> Dataset:
+def _request_shard(shard: Dataset, generator, config: GenerationConfig, index: int, bar, field: str) -> Dataset:
     """One shard through a server: every prompt in flight at once (up to ``max_in_flight``), each with its
     own seed from (seed, row index), so answers do not depend on sharding or on which replica served them.
-    A request that failed for good comes back as ``None`` and is dropped by the clean stage."""
+    A request that failed for good comes back as ``None`` and is dropped by the clean stage. With
+    ``structured_output`` the server is asked for JSON holding ``field`` (the stage's ``desc``: the task's
+    generated column), and ``generation_error`` says which answers were not that JSON."""
     first = index * config.shard_size
     seeds = [shard_seed(config.seed, first + j) for j in range(len(shard))]
-    texts, counts = generator(list(shard["prompt"]), seeds, progress=bar)  # advances the bar per answer
-    return shard.add_column("generation", texts).add_column("generated_tokens", counts)
+    structured = {"field": field} if config.structured_output else {}
+    texts, counts = generator(list(shard["prompt"]), seeds, progress=bar, **structured)  # advances the bar
+    out = shard.add_column("generation", texts).add_column("generated_tokens", counts)
+    if structured:
+        out = out.add_column("generation_error", generator.last_errors, feature=Value("string"))
+    return out
 
 
 def _run_shard(shard: Dataset, generator: LocalGenerator, config: GenerationConfig, index: int, bar,
