@@ -177,6 +177,20 @@ def test_dropped_connections_cost_the_request_not_the_run(make_standin, tmp_path
     gen.close()
 
 
+def test_a_dead_replica_leaves_rotation_while_the_other_carries_the_run(make_standin, tmp_path):
+    doomed, healthy = make_standin(), make_standin()
+    doomed.push(*["pass"] * 30, "die")
+    prompts, seeds = prompts_and_seeds(200)
+    gen = EndpointGenerator(make_config([doomed.url, healthy.url], max_in_flight=16), tmp_path, **FAST)
+    texts, _ = gen(prompts, seeds)
+    assert texts == [standin_text(p, s) for p, s in zip(prompts, seeds)] and gen.stats["failures"] == {}
+    delivered = doomed.delivered_bodies + healthy.delivered_bodies
+    assert sorted(delivered.values()) == [1] * len(prompts)  # nothing lost, nothing answered twice
+    assert doomed.dead and gen.replicas[0].breaker.trips >= 1 and not gen.replicas[1].breaker.trips
+    assert sum(healthy.delivered_bodies.values()) > len(prompts) // 2
+    gen.close()
+
+
 def test_a_server_that_never_answers_fails_in_one_line_within_the_deadline(make_standin, tmp_path):
     proxy = make_standin(rates={"hang": 1.0})
     prompts, seeds = prompts_and_seeds(6)

@@ -292,17 +292,20 @@ class EndpointGenerator:
         """Send until answered, out of retries or past ``request_deadline``; the answer is cached before returning."""
         cfg, deadline, drops, failure, attempt = self.config, None, 0, None, 0
         while True:
-            replica = await self._replica(deadline, attempt, failure)
             await self.limit.acquire()
-            deadline = deadline or Deadline(cfg.request_deadline)  # counted from the first send
-            if run.stopped or deadline.left() <= 0:  # stopped: woken by a slot freed as the run stopped
+            try:  # a slot first, then the replica: no wait between the pick and the send (one half-open probe)
+                replica = await self._replica(deadline, attempt, failure)
+                deadline = deadline or Deadline(cfg.request_deadline)  # counted from the first send
+                if run.stopped or deadline.left() <= 0:  # stopped: woken by a slot freed as the run stopped
+                    raise _Abort(run.stopped) if run.stopped else self._past_deadline(deadline, attempt, failure)
+            except BaseException:
                 self.limit.release()
-                raise _Abort(run.stopped) if run.stopped else self._past_deadline(deadline, attempt, failure)
+                raise
+            replica.breaker.on_send()
             run.sent.add(key)
             sent = structured.plain(body) if self._schema_refused else body  # decided now, not before the wait
             replica.in_flight += 1
             replica.sent += 1
-            replica.breaker.on_send()
             self.stats["requests"] += 1
             sent_at = time.monotonic()
             try:
