@@ -24,6 +24,7 @@ from hf_crossaug.config.clean import CleanConfig
 from hf_crossaug.config.generate import GenerationConfig
 from hf_crossaug.stages.clean import clean, drop_counts
 from hf_crossaug.stages.generate import generate
+from hf_crossaug.utils.fingerprint import shard_seed
 from openai_standin import MODEL_ID, standin_text
 from test_endpoint import COMPLETIONS, make_config, unfinished_counts
 
@@ -227,6 +228,34 @@ def test_adaptive_concurrency_shrinks_on_a_queueing_server_and_grows_back(make_s
     gen(prompts, seeds)
     assert gen.stats["concurrency"]["level"] >= queued["level"] + 6, gen.stats["concurrency"]
     assert gen.stats["failures"] == {}
+    gen.close()
+
+
+def test_the_generate_stage_sends_all_missing_shards_in_one_call_and_resumes_from_the_cache(make_standin, tmp_path,
+                                                                                               monkeypatch):
+    proxy = make_standin()
+    prompts = Dataset.from_dict({"prompt": [f"Write sentence {i}." for i in range(10)]})
+    config = GenerationConfig(backend="endpoint", base_url=proxy.url, model=MODEL_ID, temperature=0.0,
+                              shard_size=3, max_in_flight=4)
+    calls, call = [], EndpointGenerator.__call__
+
+    def counted(self, prompts, seeds, **kwargs):
+        calls.append(len(prompts))
+        return call(self, prompts, seeds, **kwargs)
+
+    monkeypatch.setattr(EndpointGenerator, "__call__", counted)
+    gen = EndpointGenerator(config, tmp_path / "requests")
+    out = generate(prompts, config, tmp_path, gen, desc="text")
+    # no shard boundary inside the run; each row keeps its own seed, so slicing cannot shift answers
+    assert calls == [10] and out["generation"] == [standin_text(p, shard_seed(config.seed, i))
+                                                   for i, p in enumerate(prompts["prompt"])]
+    (folder,) = tmp_path.glob("text-*")
+    shards = sorted(folder.glob("shard-*.parquet"))
+    assert len(shards) == 4
+    shards[1].unlink(), shards[3].unlink()  # as after a crash: the rerun asks for their 4 rows, all cached
+    again = generate(prompts, config, tmp_path, gen, desc="text")
+    assert calls == [10, 4] and again["generation"] == out["generation"]
+    assert proxy.received[COMPLETIONS] == 10 and gen.stats["cache_hits"] == 4
     gen.close()
 
 
