@@ -311,6 +311,9 @@ class EndpointGenerator:
             try:
                 response = await asyncio.wait_for(self._send(replica, sent), min(cfg.request_timeout, deadline.left()))
                 answer = self._parse(response) | ({"format": "json"} if structured.FORMAT_KEY in sent else {})
+            except asyncio.CancelledError:  # the run stopped: no outcome, so no verdict on the replica
+                replica.breaker.probing = False
+                raise
             except Exception as exc:  # noqa: BLE001 - classify() re-raises what it does not know
                 failure = classify(exc)
             else:
