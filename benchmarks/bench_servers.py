@@ -160,19 +160,24 @@ def endpoint_run(prompts, seeds, cfg):
         return texts, sum(tokens), gen.stats["prompt_tokens"], secs
 
 
-def bare_run(prompts, seeds, cfg):
-    """A plain AsyncOpenAI loop: a semaphore of max_in_flight, the same bodies, no cache, no retries."""
+def bare_run(prompts, seeds, cfg, max_retries: int = 0):
+    """A plain AsyncOpenAI loop: a semaphore of max_in_flight, the same bodies, no cache, the client's own
+    retries (none by default), ``cfg.request_timeout``; a request that still fails yields ``(None, 0, 0)``."""
     import openai
 
     bodies = [EndpointGenerator._body(_Bodies(cfg), p, s) for p, s in zip(prompts, seeds)]
 
     async def main():
-        client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key="EMPTY", max_retries=0, timeout=600.0)
+        client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key="EMPTY", max_retries=max_retries,
+                                    timeout=cfg.request_timeout)
         sem = asyncio.Semaphore(cfg.max_in_flight)
 
         async def one(body):
             async with sem:
-                r = await client.completions.create(**body)
+                try:
+                    r = await client.completions.create(**body)
+                except openai.OpenAIError:
+                    return None, 0, 0
                 return r.choices[0].text, r.usage.completion_tokens, r.usage.prompt_tokens
 
         try:

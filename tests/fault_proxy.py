@@ -5,15 +5,23 @@ never answered, a replica vanishing with requests in flight) need control of the
 web framework hides. The proxy runs its own event loop in a thread, so synchronous tests drive it.
 
 Faults are queued with :meth:`FaultProxy.push` and applied, in arrival order, to the next POST requests
-(``GET /v1/models`` always passes): ``"pass"``, ``"429:<seconds>"`` (with Retry-After), ``"500"``,
-``"400"``, ``"drop"`` (forward, then cut the response body in half and close), ``"hang"`` (never
-answer) and ``"die"`` (the whole proxy goes away, as a crashed replica does).
+(``GET /v1/models`` always passes): ``"pass"``, ``"429:<seconds>"`` (with Retry-After), an HTTP status
+(``"500"``, ``"503"``, ``"400"``), ``"drop"`` (forward, then cut the response body in half and close),
+``"headers"`` (forward, send the status line and headers, then close: dropped after headers),
+``"close"`` (close without any response, as a server does to a stale keep-alive connection),
+``"hang"`` (never answer) and ``"die"`` (the whole proxy goes away, as a crashed replica does).
+With the queue empty, ``rates`` (fault -> probability, drawn from ``random.Random(seed)``) pick one.
+
+The upstream is a server URL or, for throughput tests, an in-process handler such as
+:class:`openai_standin.OpenAIStandIn`, which answers without a second hop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import random
 import threading
 import time
 from collections import Counter, deque
@@ -21,24 +29,31 @@ from collections import Counter, deque
 import aiohttp
 
 GENERATION_PATHS = ("/v1/completions", "/v1/chat/completions")
-_REASONS = {200: "OK", 400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error"}
+_REASONS = {200: "OK", 400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error",
+            503: "Service Unavailable"}
 
 
 class FaultProxy:
     """``FaultProxy(upstream).start()``; ``.url`` is the base_url to give a client (``.../v1``).
 
     Counters (per path): ``received`` requests, ``forwarded`` to the server, ``delivered`` whole
-    responses. ``log`` holds one dict per request: path, JSON body, fault, arrival time, outcome.
-    ``delay`` (seconds) slows every forwarded POST, to make runs long enough to interrupt.
+    responses; ``delivered_bodies`` counts whole responses per request body (a hash), so a request
+    answered twice shows. ``log`` (unless ``record=False``, for long runs) holds one dict per request:
+    path, JSON body, fault, arrival time, outcome. ``delay`` (seconds) slows every forwarded POST, to
+    make runs long enough to interrupt.
     """
 
-    def __init__(self, upstream: str, delay: float = 0.0):
-        self.upstream = upstream.rstrip("/")
-        self.delay = delay
+    def __init__(self, upstream, delay: float = 0.0, rates: dict[str, float] | None = None, seed: int = 0,
+                 record: bool = True):
+        self.upstream = upstream.rstrip("/") if isinstance(upstream, str) else upstream
+        self.delay, self.rates, self.record = delay, dict(rates or {}), record
+        self._rng = random.Random(seed)
         self.faults: deque[str] = deque()
         self.received: Counter = Counter()
         self.forwarded: Counter = Counter()
         self.delivered: Counter = Counter()
+        self.delivered_bodies: Counter = Counter()
+        self.injected: Counter = Counter()  # faults applied, by kind
         self.log: list[dict] = []
         self.port: int | None = None
         self._loop = asyncio.new_event_loop()
@@ -79,6 +94,8 @@ class FaultProxy:
         self.received.clear()
         self.forwarded.clear()
         self.delivered.clear()
+        self.delivered_bodies.clear()
+        self.injected.clear()
         self.log.clear()
 
     def bodies(self, outcome: str = "forwarded") -> list[dict]:
@@ -125,9 +142,10 @@ class FaultProxy:
         """Answer one request; False closes the connection."""
         method, path, headers, body = request
         self.received[path] += 1
-        fault = self.faults.popleft() if method == "POST" and self.faults else "pass"
+        fault = self._next_fault() if method == "POST" else "pass"
+        self.injected[fault] += fault != "pass"
         entry = {"path": path, "fault": fault, "t": time.monotonic(), "auth": headers.get("authorization")}
-        if path in GENERATION_PATHS:
+        if path in GENERATION_PATHS and self.record:
             entry["body"] = json.loads(body or b"{}")
             self.log.append(entry)
         if fault == "die":
@@ -140,7 +158,9 @@ class FaultProxy:
             seconds = fault.partition(":")[2] or "1"
             await _respond(writer, 429, b'{"error": {"message": "rate limited"}}', {"Retry-After": seconds})
             return True
-        if fault in ("500", "400"):
+        if fault == "close":  # no response at all
+            return False
+        if fault.isdigit():
             await _respond(writer, int(fault), b'{"error": {"message": "injected fault"}}')
             return True
         if self.delay and method == "POST":
@@ -152,12 +172,30 @@ class FaultProxy:
             await _respond(writer, status, data, {"Content-Type": content_type}, cut=len(data) // 2)
             writer.transport.abort()
             return False
+        if fault == "headers":  # the status line and headers, no body, then the connection is gone
+            await _respond(writer, status, data, {"Content-Type": content_type}, cut=0)
+            writer.transport.abort()
+            return False
         await _respond(writer, status, data, {"Content-Type": content_type})
         self.delivered[path] += 1
+        if method == "POST":
+            self.delivered_bodies[hashlib.sha1(body).hexdigest()] += 1
         entry["delivered"] = True
         return True
 
+    def _next_fault(self) -> str:
+        if self.faults:
+            return self.faults.popleft()
+        draw = self._rng.random()
+        for fault, rate in self.rates.items():
+            if draw < rate:
+                return fault
+            draw -= rate
+        return "pass"
+
     async def _forward(self, method: str, path: str, headers: dict, body: bytes):
+        if callable(self.upstream):  # an in-process stand-in
+            return await self.upstream(method, path, headers, body)
         keep = {k: v for k, v in headers.items() if k in ("content-type", "authorization", "accept")}
         async with self._session.request(method, self.upstream + path, data=body, headers=keep) as r:
             return r.status, r.headers.get("Content-Type", "application/json"), await r.read()

@@ -1,13 +1,17 @@
-"""Pytest fixtures for endpoint tests: a real ``transformers serve`` (one per session) and fault proxies.
+"""Pytest fixtures for endpoint tests: a real ``transformers serve`` (one per session), fault proxies in front
+of it, and fast in-process OpenAI stand-ins (no model) behind the same proxy.
 
 Registered from tests/conftest.py with ``pytest_plugins = ["server_fixtures"]``.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from fault_proxy import FaultProxy
+from openai_standin import start_standin
 from servers import ServedModel, embedded_generator_dir, start_transformers_serve, stop_server
 
 
@@ -20,15 +24,31 @@ def served_model(tmp_path_factory) -> ServedModel:
     stop_server(served.proc)
 
 
+@contextlib.contextmanager
+def _stopped_after(start):
+    """``make(**kwargs)`` calling ``start``; every proxy it made is stopped on exit."""
+    proxies: list[FaultProxy] = []
+
+    def make(*args, **kwargs) -> FaultProxy:
+        proxies.append(start(*args, **kwargs))
+        return proxies[-1]
+
+    try:
+        yield make
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+
+
 @pytest.fixture
 def make_proxy(served_model):
     """``make_proxy(delay=0.0) -> FaultProxy`` in front of the served model; all stopped after the test."""
-    proxies: list[FaultProxy] = []
+    with _stopped_after(lambda delay=0.0: FaultProxy(served_model.upstream, delay=delay).start()) as make:
+        yield make
 
-    def make(delay: float = 0.0) -> FaultProxy:
-        proxies.append(FaultProxy(served_model.upstream, delay=delay).start())
-        return proxies[-1]
 
-    yield make
-    for proxy in proxies:
-        proxy.stop()
+@pytest.fixture
+def make_standin():
+    """``make_standin(rates=None, seed=0, record=True, **standin) -> FaultProxy`` over an OpenAIStandIn."""
+    with _stopped_after(start_standin) as make:
+        yield make

@@ -36,10 +36,14 @@ def test_portable_path(tmp_path, monkeypatch):
 def test_request_rows_render_endpoint_accounting():
     stats = {"requests": {"generate": {"requests": 12, "cache_hits": 3, "retries": 1, "failures": 0,
                                        "prompt_tokens": 1200, "completion_tokens": 340, "wall_s": 4.25,
-                                       "tokens_per_s": 80.0}}}
+                                       "tokens_per_s": 80.0,
+                                       "concurrency": {"level": 12, "cap": 16, "lowest": 1, "highest": 16}}}}
     (row,) = request_rows(stats)
     assert row == {"stage": "generate", "requests": "12", "cache_hits": "3", "retries": "1", "failures": "0",
-                   "prompt_tokens": "1200", "completion_tokens": "340", "wall_s": "4.2", "tokens_per_s": "80.0"}
+                   "prompt_tokens": "1200", "completion_tokens": "340", "wall_s": "4.2", "tokens_per_s": "80.0",
+                   "in_flight": "12 (1-16 of 16)"}
+    del stats["requests"]["generate"]["concurrency"]  # a Ray job has no adaptive level
+    assert request_rows(stats)[0]["in_flight"] == "-"
     assert request_rows({}) == []
 
 

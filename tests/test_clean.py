@@ -65,7 +65,7 @@ def test_clean_marks_each_reason():
     assert list(counts) == ["kept", *REASONS]
     assert sum(counts.values()) == len(ds)
     assert counts == {"kept": 4, "empty": 2, "wrong_format": 5, "refusal": 2, "too_short": 1, "too_long": 1,
-                      "echo": 2, "duplicate": 1, "near_duplicate": 0, "request_failed": 0}
+                      "echo": 2, "duplicate": 1, "near_duplicate": 0, "request_failed": 0, "bad_json": 0}
     kept = out.filter(lambda r: r["drop_reason"] is None)
     assert len(kept) == counts["kept"] and all(kept["hypothesis"])
 

@@ -44,12 +44,14 @@ def test_build_through_a_server_with_faults(served_model, make_proxy, tiny_encod
     assert cost["requests"] == cost["answered"] + 3  # one retry for each injected fault
     assert cost["retries"] == {"429": 1, "5xx": 1, "connection": 1}
     assert cost["completion_tokens"] > 0 and not cost.get("failures")
+    assert cost["concurrency"]["cap"] == 4 and 1 <= cost["concurrency"]["level"] <= 4  # the adaptive level
     build = (tmp_path / "out" / "crossaug_build.json").read_text()
     card = (tmp_path / "out" / "README.md").read_text()
     for text in (build, card):
         assert "secret" not in text and "user:" not in text
     assert json.loads(build)["generator"]["backend"] == "endpoint"
     assert "completion tokens" in card.lower() or "completion_tokens" in card
+    assert "| in flight (range of cap) |" in card and " of 4) |" in card
 
     # a second build into a new folder from the same work folder sends nothing to the server
     sent = sum(proxy.forwarded.values())

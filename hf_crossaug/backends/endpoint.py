@@ -3,8 +3,10 @@
 Why this is more than a loop over ``openai`` calls: a build sends thousands of requests to servers that
 rate-limit, restart and hang. Every answer goes into a :class:`RequestCache` as it arrives, so a crash or
 ``kill -9`` loses only the requests in flight and a rerun sends nothing twice. Retries are our own (the
-client's are off) so each one is counted by reason for the dataset card, and a list of replicas is
-served least-loaded first, with a replica that fails cooled off while the others carry the work.
+client's are off) so each one is counted by reason for the dataset card. A fault costs the request that
+met it (its own backoff, a dropped connection retried at once), never the run: a replica leaves rotation
+only when its circuit breaker says it is down (retry.py), each request has a total deadline, and the
+number in flight adapts to the server's latency under the ``max_in_flight`` cap (concurrency.py).
 """
 
 from __future__ import annotations
@@ -12,49 +14,52 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import email.utils
 import logging
-import math
 import os
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass
-from datetime import timezone
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from .concurrency import AdaptiveLimit
+from . import structured
 from .request_cache import CACHE_FILE, RequestCache, key_for
+from .served import served_model
+from .retry import (  # noqa: F401 - re-exported: this module's API
+    DOWN_REASONS, RETRY_REASONS, Breaker, Deadline, Replica, RequestFailed, backoff_delay, classify,
+    classify_quietly, parse_retry_after, pick_replica, retry_delay,
+)
 
 logger = logging.getLogger(__name__)
 
-# Failures worth retrying; anything else (a 4xx other than 429) is final, reported as ``http_<status>``.
-RETRY_REASONS = ("429", "5xx", "timeout", "connection", "bad_response")
 DUMMY_KEY = "EMPTY"  # what local OpenAI-compatible servers accept when no key is configured
+class _Abort(Exception):
+    """Sending more is pointless: too many failures already, or a long streak of them (a dead server)."""
 
 
 @dataclass
-class Replica:
-    """One server of a replica set, with the load and health that dispatch decides on."""
+class _Run:
+    """One call's bookkeeping, by request key; ``weight``: how many prompts share a key."""
 
-    url: str  # as configured; may hold credentials, so only ``name`` is ever printed
-    name: str
-    in_flight: int = 0
-    sent: int = 0
-    down_until: float = 0.0  # time.monotonic() before which no new request goes here
-    failures: int = 0  # consecutive failures: the cool-off doubles with each
+    keys: list[str]
+    answers: dict = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # key -> final reason
+    sent: set[str] = field(default_factory=set)  # keys sent at least once
+    n_failed: int = 0  # prompts, not unique requests, make the failed fraction
+    streak: int = 0
+    stopped: str | None = None  # why the run stopped early
 
+    def __post_init__(self):
+        self.weight = Counter(self.keys)
 
-class RequestFailed(Exception):
-    """One attempt failed; ``reason`` is a RETRY_REASONS entry or ``http_<status>``."""
-
-    def __init__(self, reason: str, retry_after: float | None = None, detail: str = ""):
-        super().__init__(reason)
-        self.reason, self.retry_after, self.detail = reason, retry_after, detail
-
-
-class _Abort(Exception):
-    """Sending more is pointless: too many failures already, or a long streak of them (a dead server)."""
+    def unfinished(self) -> str:
+        """``, N sent but unanswered and M not sent as the run stopped early`` for the error line (prompts)."""
+        open_ = [k for k in self.keys if k not in self.answers and k not in self.failed]
+        parts = [f"{n} {what}" for n, what in ((sum(k in self.sent for k in open_), "sent but unanswered"),
+                                               (sum(k not in self.sent for k in open_), "not sent")) if n]
+        return f", {' and '.join(parts)} as the run stopped early" if parts else ""
 
 
 def redact_url(url: str) -> str:
@@ -65,72 +70,6 @@ def redact_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date; None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if math.isnan(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)].
-
-    Full jitter spreads the retries of many clients that failed together (a server restart) instead
-    of sending them back in synchronised waves.
-    """
-    return (rng or random).uniform(0.0, min(cap, base * 2 ** attempt))
-
-
-def pick_replica(replicas: list[Replica], now: float) -> tuple[Replica, float]:
-    """The least-loaded replica that is up (ties: fewest sent); if all cool off, the first back and the wait."""
-    up = [r for r in replicas if r.down_until <= now]
-    if up:
-        return min(up, key=lambda r: (r.in_flight, r.sent)), 0.0
-    soonest = min(replicas, key=lambda r: r.down_until)
-    return soonest, soonest.down_until - now
-
-
-def classify(exc: BaseException) -> RequestFailed:
-    """Map a client exception to a failure reason; unknown exceptions (bugs) propagate."""
-    import openai
-
-    if isinstance(exc, RequestFailed):
-        return exc
-    if isinstance(exc, (asyncio.TimeoutError, openai.APITimeoutError)):
-        return RequestFailed("timeout")
-    if isinstance(exc, openai.APIStatusError):
-        status, headers = exc.status_code, exc.response.headers
-        retry_after = parse_retry_after(headers.get("retry-after"))
-        if retry_after is None and headers.get("retry-after-ms"):
-            retry_after = (parse_retry_after(headers["retry-after-ms"]) or 0.0) / 1000
-        detail = " ".join(str(exc.message).split())[:160]
-        if status == 429:
-            return RequestFailed("429", retry_after, detail)
-        if status >= 500:
-            return RequestFailed("5xx", retry_after, detail)
-        return RequestFailed(f"http_{status}", None, detail)
-    if isinstance(exc, openai.APIConnectionError):  # refused, reset, or a body cut off mid-way
-        return RequestFailed("connection")
-    if isinstance(exc, (openai.APIResponseValidationError, ValueError, KeyError, IndexError, AttributeError)):
-        return RequestFailed("bad_response", detail=f"{type(exc).__name__}")
-    raise exc
 
 
 def api_key(config) -> str:
@@ -156,16 +95,17 @@ def run_sync(coro):
 
 def _new_stats() -> dict:
     return {"requests": 0, "cache_hits": 0, "answered": 0, "retries": dict.fromkeys(RETRY_REASONS, 0),
-            "failures": {}, "prompt_tokens": 0, "completion_tokens": 0, "wall_seconds": 0.0, "tokens_per_s": 0.0}
+            "failures": {}, "bad_json": 0, "prompt_tokens": 0, "completion_tokens": 0, "wall_seconds": 0.0,
+            "tokens_per_s": 0.0}
 
 
 class EndpointGenerator:
     """``texts, completion_tokens = gen(prompts, seeds)`` against one server or a list of replicas.
 
     ``config`` is duck-typed (GenerationConfig): model, revision, prompt_style, temperature, top_p,
-    max_new_tokens, stop_at_newline, base_url, api_key_env, max_in_flight, request_timeout, max_retries,
-    max_failed_fraction. A request that finally failed yields ``None`` and 0 tokens; more failures than
-    ``max_failed_fraction`` raise a one-line RuntimeError after the finished answers are cached.
+    max_new_tokens, stop_at_newline, base_url, api_key_env, max_in_flight, request_timeout, request_deadline,
+    max_retries, max_failed_fraction. A request that finally failed yields ``None`` and 0 tokens; more failures
+    than ``max_failed_fraction`` raise a one-line RuntimeError after the finished answers are cached.
     """
 
     def __init__(self, config, cache_dir: str | Path, *, backoff_base: float = 0.5, backoff_cap: float = 30.0,
@@ -177,7 +117,8 @@ class EndpointGenerator:
             raise ValueError(f"prompt_style must be 'fewshot' or 'instruct', got {config.prompt_style!r}")
         api_key(config)  # fail now, not after loading prompts, when the named variable is missing
         self.config = config
-        self.replicas = [Replica(u.rstrip("/"), redact_url(u)) for u in urls]
+        self.replicas = [Replica(u.rstrip("/"), redact_url(u), breaker=Breaker(cooloff, backoff_cap)) for u in urls]
+        self.limit = AdaptiveLimit(config.max_in_flight)  # kept across calls: later shards start where it settled
         self.cache = RequestCache(Path(cache_dir) / CACHE_FILE)
         self.backoff_base, self.backoff_cap, self.cooloff = backoff_base, backoff_cap, cooloff
         self.rng = rng or random.Random()
@@ -185,13 +126,24 @@ class EndpointGenerator:
         self._served: dict | None = None  # the /v1/models entry of the served model, asked once
         self._clients: dict[str, object] = {}
         self._details: dict[str, str] = {}  # a server's message per final failure reason, for the error line
+        self._bar, self._shown = None, 0.0  # the caller's progress bar, and when its postfix was last drawn
+        self._field: str | None = None  # structured output: the JSON field asked for in this call
+        self._schema_refused = False  # a server turned down response_format: plain text from then on
+        self.last_errors: list[str | None] = []  # per prompt of the last call: "bad_json" or None
 
     # ----- public -----
 
-    def __call__(self, prompts: list[str], seeds: list[int]) -> tuple[list[str | None], list[int]]:
+    def __call__(self, prompts: list[str], seeds: list[int], progress=None,
+                 field: str | None = None) -> tuple[list[str | None], list[int]]:
+        """``progress``: a tqdm bar advanced per finished prompt, its postfix showing in-flight level and retries.
+        ``field`` (instruct style): ask for JSON ``{field: text}`` and return the field (structured.py)."""
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-        return run_sync(self._generate(list(prompts), list(seeds)))
+        self._bar, self._field = progress, field if self.config.prompt_style == "instruct" else None
+        try:
+            return run_sync(self._generate(list(prompts), list(seeds)))
+        finally:
+            self._bar = self._field = None
 
     def provenance(self) -> dict:
         """What a card records: served model id, revision and listing details; never a URL or a key."""
@@ -199,9 +151,9 @@ class EndpointGenerator:
             run_sync(self._with_clients(self._check_served()))
         info = {"backend": "endpoint", "model": self.model_id, "revision": self.revision,
                 "replicas": len(self.replicas)}
-        for field in ("root", "owned_by", "parent"):
-            if self._served.get(field) not in (None, ""):
-                info[field] = self._served[field]
+        for name in ("root", "owned_by", "parent"):
+            if self._served.get(name) not in (None, ""):
+                info[name] = self._served[name]
         return info
 
     @property
@@ -226,28 +178,32 @@ class EndpointGenerator:
     async def _generate(self, prompts: list[str], seeds: list[int]):
         start = time.monotonic()
         try:
-            keys, answers, failed, stopped = await self._with_clients(self._answer_all(prompts, seeds))
+            run = await self._with_clients(self._answer_all(prompts, seeds))
         finally:
             self.stats["wall_seconds"] += time.monotonic() - start
             wall = self.stats["wall_seconds"]
             self.stats["tokens_per_s"] = self.stats["completion_tokens"] / wall if wall > 0 else 0.0
-        reasons = Counter(failed[k] for k in keys if k in failed)  # per prompt, in the order they failed
-        texts = [answers[k]["text"] if k in answers else None for k in keys]
-        tokens = [answers[k]["completion_tokens"] if k in answers else 0 for k in keys]
+            self.stats["concurrency"] = self.limit.summary()
+            self._show(force=True)
+        unwrapped = [structured.unwrap(run.answers[k], self._field) if k in run.answers else (None, None)
+                     for k in run.keys]
+        texts, self.last_errors = [t for t, _ in unwrapped], [e for _, e in unwrapped]
+        self.stats["bad_json"] += sum(e == "bad_json" for e in self.last_errors)
+        tokens = [run.answers[k]["completion_tokens"] if k in run.answers else 0 for k in run.keys]
+        reasons = Counter(run.failed[k] for k in run.keys if k in run.failed)  # per prompt, in the order they failed
         n_failed = sum(reasons.values())
         if not n_failed:
             return texts, tokens
         why = ", ".join(f"{r} {n}" for r, n in reasons.most_common())
         detail = next((f": {self._details[r]}" for r in reasons if r in self._details), "")
-        head = f"generation: {n_failed} of {len(keys)} requests failed ({why}{detail})"
-        over = n_failed > self.config.max_failed_fraction * len(keys)
-        if not (stopped or over):
+        head = f"generation: {n_failed} of {len(run.keys)} requests failed ({why}{detail})"
+        over = n_failed > self.config.max_failed_fraction * len(run.keys)
+        if not (run.stopped or over):
             logger.warning("%s; within max_failed_fraction, their texts are None", head)
             return texts, tokens
-        unsent = sum(t is None for t in texts) - n_failed
-        head += f", {unsent} not sent as the run stopped early" if unsent else ""
+        head += run.unfinished()
         raise RuntimeError(
-            f"{head} — {stopped or f'more than max_failed_fraction {self.config.max_failed_fraction}'}; "
+            f"{head} — {run.stopped or f'more than max_failed_fraction {self.config.max_failed_fraction}'}; "
             f"finished answers are cached in {self.cache.path}, rerun to continue")
 
     async def _with_clients(self, coro):
@@ -265,52 +221,55 @@ class EndpointGenerator:
                     await client.close()
             self._clients = {}
 
-    async def _answer_all(self, prompts: list[str], seeds: list[int]):
-        """Each prompt's key, answers by key, failure reasons by key, and why the run stopped early (or None)."""
+    async def _answer_all(self, prompts: list[str], seeds: list[int]) -> _Run:
         await self._check_served()
         self._details = {}
-        bodies = [self._body(p, s) for p, s in zip(prompts, seeds)]
-        keys = [key_for(self.model_id, self.revision, b) for b in bodies]
-        answers: dict = self.cache.get_many(keys)
-        self.stats["cache_hits"] += sum(k in answers for k in keys)
-        body_of = dict(zip(keys, bodies))
-        todo = iter([k for k in dict.fromkeys(keys) if k not in answers])  # a repeated request goes once
-        failed: dict[str, str] = {}
-        weight, n_failed, streak = Counter(keys), 0, 0  # prompts, not unique requests, make the fraction
-        limit = self.config.max_failed_fraction * len(keys)
-        n_workers = max(1, self.config.max_in_flight)
-        max_streak = max(8, 2 * n_workers)  # every worker failed twice in a row, each after all its retries
+        bodies = [self._body(p, s, self._field) for p, s in zip(prompts, seeds)]
+        run = _Run([key_for(self.model_id, self.revision, b) for b in bodies])
+        run.answers = self.cache.get_many(run.keys)
+        hits = sum(k in run.answers for k in run.keys)
+        self.stats["cache_hits"] += hits
+        self._advance(hits)
+        body_of = dict(zip(run.keys, bodies))
+        todo = iter([k for k in dict.fromkeys(run.keys) if k not in run.answers])  # a repeated request goes once
+        limit = self.config.max_failed_fraction * len(run.keys)
+        cap = max(1, self.config.max_in_flight)
+        max_streak = max(8, 2 * cap)  # every slot failed twice in a row, each after all its retries
 
         async def worker():
-            nonlocal n_failed, streak
             for key in todo:  # workers share one iterator: each request is taken exactly once
                 try:
-                    answers[key] = await self._request(key, body_of[key])
-                    streak = 0
+                    run.answers[key] = await self._request(key, body_of[key], run)
+                    run.streak = 0
+                    self._advance(run.weight[key])
                 except RequestFailed as f:
-                    failed[key] = f.reason
+                    self._advance(run.weight[key])
+                    run.failed[key] = f.reason
                     self.stats["failures"][f.reason] = self.stats["failures"].get(f.reason, 0) + 1
                     if f.detail:
                         self._details.setdefault(f.reason, f.detail)
-                    n_failed, streak = n_failed + weight[key], streak + 1
-                    if n_failed > limit:  # over the limit whatever the rest does: stop sending
-                        raise _Abort(f"more than max_failed_fraction {self.config.max_failed_fraction}") from None
-                    if streak >= max_streak:  # a dead server or a request it always rejects
-                        raise _Abort(f"the last {streak} requests all failed") from None
+                    run.n_failed, run.streak = run.n_failed + run.weight[key], run.streak + 1
+                    if run.n_failed > limit:  # over the limit whatever the rest does: stop sending
+                        run.stopped = f"more than max_failed_fraction {self.config.max_failed_fraction}"
+                    elif run.streak >= max_streak:  # a dead server or a request it always rejects
+                        run.stopped = f"the last {run.streak} requests all failed"
+                    if run.stopped:
+                        raise _Abort(run.stopped) from None
 
-        workers = [asyncio.create_task(worker()) for _ in range(n_workers)]
-        stopped = None
+        # Twice as many workers as slots: a request waiting out its backoff holds no slot (the limiter
+        # caps what is in flight), so the others keep the server busy meanwhile.
+        workers = [asyncio.create_task(worker()) for _ in range(2 * cap)]
         try:
             await asyncio.gather(*workers)
-        except _Abort as abort:
-            stopped = str(abort)
+        except _Abort:
+            pass  # run.stopped says why
         finally:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-        return keys, answers, failed, stopped
+        return run
 
-    def _body(self, prompt: str, seed: int) -> dict:
+    def _body(self, prompt: str, seed: int, field: str | None = None) -> dict:
         """The request JSON; it is also what the cache key hashes, so it holds every sampling choice."""
         cfg = self.config
         body = {"model": self.model_id, "max_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
@@ -319,6 +278,8 @@ class EndpointGenerator:
             body["top_p"] = cfg.top_p
         if cfg.prompt_style == "instruct":
             body["messages"] = [{"role": "user", "content": prompt}]
+            if field:
+                body[structured.FORMAT_KEY] = structured.response_format(field)
         else:
             body["prompt"] = prompt
             if cfg.stop_at_newline:
@@ -327,50 +288,108 @@ class EndpointGenerator:
 
     # ----- one request -----
 
-    async def _request(self, key: str, body: dict) -> dict:
-        """Send until answered or out of retries; the answer is committed to the cache before returning."""
-        cfg = self.config
-        for attempt in range(cfg.max_retries + 1):
-            replica, wait = pick_replica(self.replicas, time.monotonic())
-            while wait > 0:  # every replica is cooling off: wait for the first one back
-                await asyncio.sleep(wait)
-                replica, wait = pick_replica(self.replicas, time.monotonic())
+    async def _request(self, key: str, body: dict, run: _Run) -> dict:
+        """Send until answered, out of retries or past ``request_deadline``; the answer is cached before returning."""
+        cfg, deadline, drops, failure, attempt = self.config, None, 0, None, 0
+        while True:
+            await self.limit.acquire()
+            try:  # a slot first, then the replica: no wait between the pick and the send (one half-open probe)
+                replica = await self._replica(deadline, attempt, failure)
+                deadline = deadline or Deadline(cfg.request_deadline)  # counted from the first send
+                if run.stopped or deadline.left() <= 0:  # stopped: woken by a slot freed as the run stopped
+                    raise _Abort(run.stopped) if run.stopped else self._past_deadline(deadline, attempt, failure)
+            except BaseException:
+                self.limit.release()
+                raise
+            replica.breaker.on_send()
+            run.sent.add(key)
+            sent = structured.plain(body) if self._schema_refused else body  # decided now, not before the wait
             replica.in_flight += 1
             replica.sent += 1
             self.stats["requests"] += 1
+            sent_at = time.monotonic()
             try:
-                response = await asyncio.wait_for(self._send(replica, body), cfg.request_timeout)
-                answer = self._parse(response)
+                response = await asyncio.wait_for(self._send(replica, sent), min(cfg.request_timeout, deadline.left()))
+                answer = self._parse(response) | ({"format": "json"} if structured.FORMAT_KEY in sent else {})
+            except asyncio.CancelledError:  # the run stopped: no outcome, so no verdict on the replica
+                replica.breaker.probing = False
+                raise
             except Exception as exc:  # noqa: BLE001 - classify() re-raises what it does not know
                 failure = classify(exc)
             else:
-                replica.failures = 0
+                failure = None
+            finally:
+                replica.in_flight -= 1
+                self.limit.release()
+            now = time.monotonic()
+            if failure is None:
+                replica.breaker.record(False, now)
+                self.limit.on_latency(now - sent_at)
                 self.cache.put(key, answer)
                 self.stats["answered"] += 1
                 self.stats["prompt_tokens"] += answer["prompt_tokens"]
                 self.stats["completion_tokens"] += answer["completion_tokens"]
                 return answer
-            finally:
-                replica.in_flight -= 1
-            retryable = failure.reason in RETRY_REASONS
-            if retryable:  # the replica's health matters to every request, retried or not
-                self._cool_off(replica, failure)
-            if not retryable or attempt == cfg.max_retries:
+            self._note_failure(replica, failure, now)
+            if structured.refused(failure, sent):  # again at once as plain text; not a retry of the request
+                if not self._schema_refused:
+                    logger.warning("%s refused response_format (%s: %s); asking for plain text from now on",
+                                   replica.name, failure.reason, failure.detail)
+                self._schema_refused = True
+                continue
+            if failure.reason not in RETRY_REASONS:
+                raise failure
+            drops += failure.reason == "connection"
+            delay = retry_delay(failure, attempt, drops, self.backoff_base, self.backoff_cap, self.rng)
+            if delay >= deadline.left():  # waiting would end past the deadline
+                raise self._past_deadline(deadline, attempt + 1, failure)
+            if attempt == cfg.max_retries:
                 raise failure
             self.stats["retries"][failure.reason] += 1
-            await asyncio.sleep(backoff_delay(attempt, self.backoff_base, self.backoff_cap, self.rng))
-        raise AssertionError("unreachable")
+            self._show()
+            await asyncio.sleep(delay)
+            attempt += 1
 
-    def _cool_off(self, replica: Replica, failure: RequestFailed) -> None:
-        """Keep new requests off a failing replica for a while: Retry-After if given, else doubling."""
-        if failure.retry_after is not None:
-            pause = failure.retry_after
-        else:
-            replica.failures += 1
-            pause = min(self.backoff_cap, self.cooloff * 2 ** (replica.failures - 1))
-        replica.down_until = max(replica.down_until, time.monotonic() + pause)
-        if len(self.replicas) > 1:
-            logger.info("replica %s cooling off %.1fs after %s", replica.name, pause, failure.reason)
+    async def _replica(self, deadline: Deadline | None, tries: int, last: RequestFailed | None) -> Replica:
+        """A replica that may take a request now, waiting while all are out of rotation or paused."""
+        replica, wait = pick_replica(self.replicas, time.monotonic())
+        while wait > 0:
+            if deadline is not None and deadline.left() <= 0:
+                raise self._past_deadline(deadline, tries, last)
+            await (deadline.sleep(wait) if deadline else asyncio.sleep(wait))
+            replica, wait = pick_replica(self.replicas, time.monotonic())
+        return replica
+
+    def _note_failure(self, replica: Replica, failure: RequestFailed, now: float) -> None:
+        """What one failed try says about the replica (down? paused?) and the server's load (429: too much)."""
+        if replica.breaker.record(failure.reason in DOWN_REASONS, now):
+            logger.info("replica %s out of rotation for %.1fs after %s", replica.name,
+                        replica.breaker.open_until - now, failure.reason)
+        if failure.retry_after is not None:  # the server said when to come back: nothing goes there before
+            replica.down_until = max(replica.down_until, now + failure.retry_after)
+        if failure.reason == "429":
+            self.limit.on_overload()
+
+    @staticmethod
+    def _past_deadline(deadline: Deadline, tries: int, last: RequestFailed | None) -> RequestFailed:
+        why = f", last {last.reason}" if last else ""
+        return RequestFailed("deadline", detail=f"no answer within request_deadline {deadline.seconds:g}s "
+                                                f"({tries} tries{why})")
+
+    def _advance(self, n: int) -> None:
+        if self._bar is not None and n:
+            self._bar.update(n)
+            self._show()
+
+    def _show(self, force: bool = False) -> None:
+        """The progress bar's postfix: requests in flight / the adaptive level, retries and failures so far."""
+        now = time.monotonic()
+        if self._bar is None or (not force and now - self._shown < 0.5):
+            return
+        self._shown = now
+        self._bar.set_postfix(in_flight=f"{self.limit.in_flight}/{self.limit.level}",
+                              retries=sum(self.stats["retries"].values()),
+                              failed=sum(self.stats["failures"].values()))
 
     async def _send(self, replica: Replica, body: dict):
         client = self._clients[replica.url]
@@ -394,47 +413,6 @@ class EndpointGenerator:
 
     async def _check_served(self) -> None:
         """Ask every replica for ``/v1/models`` once: an unreachable set fails now, in one line, before any work."""
-        if self._served is not None:
-            return
-        timeout = min(self.config.request_timeout, 30.0)
-        listings, errors = {}, []
-        for replica in self.replicas:
-            try:
-                page = await asyncio.wait_for(self._clients[replica.url].models.list(), timeout)
-                listings[replica.name] = [m.to_dict() for m in page.data]
-            except Exception as exc:  # noqa: BLE001 - any failure means "not usable now"
-                reason = classify_quietly(exc)
-                errors.append(f"{replica.name} ({reason})")
-                replica.down_until = time.monotonic() + self.cooloff
-        if not listings:
-            raise RuntimeError(f"endpoint unreachable: {'; '.join(errors)} — start the server or fix base_url")
-        if errors:
-            logger.warning("endpoint replicas unreachable at start, continuing without them: %s", "; ".join(errors))
-        self._served = self._pick_model(listings)
-
-    def _pick_model(self, listings: dict[str, list[dict]]) -> dict:
-        wanted = self.config.model
-        for name, models in listings.items():
-            ids = [m.get("id") for m in models]
-            if wanted is None:
-                if not models:
-                    raise RuntimeError(f"endpoint {name} lists no models; set the generator model to the served id")
-                if len(models) > 1:
-                    logger.warning("endpoint %s serves %d models, using %s (set model to choose)",
-                                   name, len(models), ids[0])
-                return models[0]
-            if wanted in ids:
-                return models[ids.index(wanted)]
-        logger.warning("no replica lists model %s in /v1/models; sending requests for it anyway", wanted)
-        return {"id": wanted}
-
-
-def classify_quietly(exc: BaseException) -> str:
-    """A short, secret-free reason for an error at start (exception messages may echo the URL)."""
-    try:
-        failure = classify(exc)
-    except BaseException:  # noqa: BLE001
-        return type(exc).__name__
-    if failure.reason in ("http_401", "http_403"):
-        return f"{failure.reason}, check api_key_env"
-    return failure.reason
+        if self._served is None:
+            self._served = await served_model(self.replicas, self._clients, self.config.model,
+                                              min(self.config.request_timeout, 30.0), self.cooloff)

@@ -169,7 +169,8 @@ class RayGenerator:
                       "completion_tokens": 0, "wall_seconds": 0.0, "tokens_per_s": 0.0}
         self._provenance: dict | None = None
 
-    def __call__(self, prompts: list[str], seeds: list[int]):
+    def __call__(self, prompts: list[str], seeds: list[int], progress=None):
+        """``progress``: a tqdm bar, advanced once the job is done (the endpoint backend's interface)."""
         start = time.monotonic()
         revision = self.provenance()["revision"]
         bodies = [request_body(self.config, p, s) for p, s in zip(prompts, seeds)]
@@ -204,6 +205,8 @@ class RayGenerator:
                 set(failed))
         where = f"; finished answers are cached in {self.cache.path}, rerun to continue" if self.cache else ""
         check_failures(len(failed), len(keys), self.config, where)
+        if progress is not None:
+            progress.update(len(keys))
         return ([answers[k]["text"] if k in answers else None for k in keys],
                 [answers[k]["completion_tokens"] if k in answers else 0 for k in keys])
 

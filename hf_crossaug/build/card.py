@@ -112,7 +112,9 @@ def request_rows(stats: dict) -> list[dict]:
     rows = []
     for stage, r in (stats.get("requests") or {}).items():
         if isinstance(r, dict):
-            row = {"stage": stage, **{k: _fmt(r.get(k)) for k in REQUEST_FIELDS}}
+            c = r.get("concurrency")  # the adaptive in-flight limit: where it ended, its range, the cap
+            in_flight = f"{c['level']} ({c['lowest']}-{c['highest']} of {c['cap']})" if c else "-"
+            row = {"stage": stage, **{k: _fmt(r.get(k)) for k in REQUEST_FIELDS}, "in_flight": in_flight}
             if "wall_s" in r and r["wall_s"] is None:  # shards cached by a build that kept no time
                 row.update(wall_s=FROM_CACHE, tokens_per_s=FROM_CACHE)
             rows.append(row)

@@ -69,7 +69,7 @@ def recipe_fingerprint(recipe: Recipe) -> str:
     data.pop("stt")  # the LLM is fine-tuned on raw; it does not change raw
     data.pop("student")  # what students should train on: read after the build
     gen = data["generation"]
-    for key in ("base_url", "api_key_env", "max_in_flight", "request_timeout", "max_retries", "max_failed_fraction"):
+    for key in ("base_url", "api_key_env", "max_in_flight", "request_timeout", "request_deadline", "max_retries", "max_failed_fraction"):
         gen.pop(key)  # where and how answers are fetched, not what they are
     data["translate"].pop("base_url"), data["translate"].pop("api_key_env")
     if recipe.route not in TRANSLATING:

@@ -45,8 +45,14 @@ class GenerationConfig(Validated):
     base_url: str | list[str] | None = None  # endpoint: e.g. http://127.0.0.1:8000/v1, or a list of replicas
     api_key_env: str | None = None  # endpoint: NAME of the environment variable holding the API key
     max_in_flight: int = 16  # endpoint: concurrent requests over all replicas
-    request_timeout: float = 120.0  # endpoint: seconds per request before it is retried
+    request_timeout: float = 120.0  # endpoint: seconds per try of a request before it is retried
+    # endpoint: seconds a request may take over all its tries and backoffs, from its first send; past it the
+    # request fails ("deadline"), so a server that never answers stops a build in minutes, not hours
+    request_deadline: float = 300.0
     max_retries: int = 6  # endpoint: per request, on 429 / 5xx / timeouts / dropped connections
+    # endpoint + instruct: ask for JSON holding the generated field (response_format json_schema); a server
+    # that refuses it gets plain text (said once); an answer that is not that JSON is dropped as bad_json
+    structured_output: bool = False
     max_failed_fraction: float = 0.05  # endpoint: the build stops when more requests than this fail
 
     def problems(self) -> list[Problem]:
@@ -56,7 +62,11 @@ class GenerationConfig(Validated):
                   *at_least(self, 1, "max_new_tokens", "batch_size", "shard_size", "max_in_flight"),
                   (0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p!r}"),
                   (self.request_timeout > 0, "request_timeout", "must be > 0"),
-                  (0 <= self.max_failed_fraction <= 1, "max_failed_fraction", "must be in [0, 1]")]
+                  (self.request_deadline >= self.request_timeout, "request_deadline",
+                   f"must be >= request_timeout ({self.request_timeout}), got {self.request_deadline!r}"),
+                  (0 <= self.max_failed_fraction <= 1, "max_failed_fraction", "must be in [0, 1]"),
+                  (not self.structured_output or (self.backend == "endpoint" and self.prompt_style == "instruct"),
+                   "structured_output", "needs backend 'endpoint' and prompt_style 'instruct'")]
         if self.backend in ("endpoint", "ray"):
             urls = self.base_urls()
             checks += [(bool(urls), "base_url", "must name the server (e.g. http://127.0.0.1:8000/v1) for backend "
@@ -78,6 +88,8 @@ class GenerationConfig(Validated):
         out = {k: getattr(self, k) for k in keys}
         if self.adapter:  # the adapter's content, not its path, decides what is generated
             out["adapter_sha256"] = adapter_sha256(self.adapter)
+        if self.structured_output:  # what is asked for changes what comes back
+            out["structured_output"] = True
         if self.backend != "local":  # the server decides the numerics; dtype and batching do not apply
             out = {k: v for k, v in out.items() if k not in ("dtype", "batch_size")} | {"backend": self.backend}
         return out

@@ -22,10 +22,11 @@ REFUSAL = re.compile(
 SCAFFOLD = re.compile(r"^(premise|hypothesis|sentence|answer|label|example|note|here is|here are)\b", re.I)
 QUOTES = "\"'“”‘’`«»"
 
-# request_failed: a server request that failed for good (endpoint backend); counted, never retried silently
-# near_duplicate: nearly copies an earlier kept row with the same key (clean.near_duplicate, off by default)
+# request_failed: a server request that failed for good (endpoint backend); counted, never retried silently;
+# near_duplicate: nearly copies an earlier kept row with the same key (clean.near_duplicate, off by default);
+# bad_json: structured output was asked for and the answer was not the JSON asked for (``generation_error``)
 REASONS = ("empty", "wrong_format", "refusal", "too_short", "too_long", "echo", "duplicate", "near_duplicate",
-           "request_failed")
+           "request_failed", "bad_json")
 
 
 def parse_generation(text: str) -> str:
@@ -36,6 +37,11 @@ def parse_generation(text: str) -> str:
             line = re.sub(r"^(\d+[.)]|[-*•])\s+", "", line)
             return line.strip(QUOTES).strip()
     return ""
+
+
+def missing_reason(row: dict) -> str:
+    """Why a row has no generation: the generate stage's ``generation_error`` (bad_json), else a failed request."""
+    return row.get("generation_error") or "request_failed"
 
 
 def _norm(s: str) -> str:
@@ -57,7 +63,7 @@ def clean(ds: Dataset, column: str, config: CleanConfig | None = None, key_colum
     def reason(row: dict, text: str) -> str | None:
         raw = row["generation"]
         if raw is None:
-            return "request_failed"
+            return missing_reason(row)
         if not text:
             return "wrong_format" if raw.strip() else "empty"
         if SCAFFOLD.match(text) or text.endswith(":"):
@@ -116,7 +122,7 @@ def drop_counts(ds: Dataset, reasons: tuple[str, ...] = REASONS) -> dict[str, in
 # bad_question: not one of the task's question types, or the pronoun is not in the sentence;
 # bad_answer: the answer is not an option number; context_length: wrong number of story sentences.
 MC_REASONS = ("empty", "wrong_format", "refusal", "bad_question", "bad_answer", "same_choices", "context_length",
-              "too_short", "too_long", "echo", "duplicate", "near_duplicate", "request_failed")
+              "too_short", "too_long", "echo", "duplicate", "near_duplicate", "request_failed", "bad_json")
 SENTENCE_END = re.compile(r"(?<=[.!?।])\s+")
 
 
@@ -176,7 +182,7 @@ def clean_items(ds: Dataset, task, config: CleanConfig | None = None, prefix: st
     out: dict[str, list] = {c: [] for c in (*task.text_columns, "label", "drop_reason")}
     texts: list[str] = []
     for row in ds:
-        fields, why = (None, "request_failed") if row["generation"] is None else parse_item(
+        fields, why = (None, missing_reason(row)) if row["generation"] is None else parse_item(
             prefix + row["generation"], task)
         if fields is not None:
             norm, words = _norm(task.text(fields, key)), len(task.text(fields, key).split())

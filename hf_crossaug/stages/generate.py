@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, Value
 
 from ..backends.local import LocalGenerator
 from ..config.generate import GenerationConfig
 from ..models.resolve import GENERATOR_DEFAULT, native_dtype, resolve_model
 from ..utils.files import write_atomic
 from ..utils.fingerprint import content_fingerprint, fingerprint, shard_seed
-from ..utils.sharding import run_sharded
+from ..utils.sharding import missing_shards, run_sharded
 
 
 def make_generator(config: GenerationConfig, work_dir: str | Path):
@@ -70,7 +70,9 @@ def generate(
     retries and failures by reason, prompt and completion tokens, wall seconds and tokens/s.
 
     Shards of ``config.shard_size`` prompts are written to ``work_dir/<fingerprint>/`` as they
-    finish; existing shards are reused, so a rerun after a crash continues where it stopped.
+    finish (the endpoint backend: once the one call for all missing shards returns, its request cache
+    holding each answer meanwhile); existing shards are reused, so a rerun after a crash continues where
+    it stopped.
     """
     if config.backend == "local":  # the shard fingerprint names the dtype that actually ran
         config = dataclasses.replace(config, dtype=native_dtype(config.dtype))
@@ -87,8 +89,12 @@ def generate(
 
     def make_runner():
         gen = generator or LocalGenerator(config)
-        if config.backend != "local":
-            return lambda shard, i, bar: _request_shard(shard, gen, config, i, bar)
+        if config.backend == "endpoint":
+            return _endpoint_runner(prompts, gen, config, missing_shards(folder, len(prompts), config.shard_size), desc)
+        if config.backend != "local":  # ray: one Ray Data job per shard
+            return lambda shard, i, bar: _with_columns(shard, _request_rows(
+                shard["prompt"], range(i * config.shard_size, i * config.shard_size + len(shard)), gen, config, bar,
+                desc))
         return lambda shard, i, bar: _run_timed_shard(folder, shard, gen, config, i, bar, fp)
 
     before, start = copy.deepcopy(getattr(generator, "stats", {})), time.perf_counter()
@@ -121,11 +127,16 @@ def _local_cost(out: Dataset, folder: Path) -> dict:
     return cost
 
 
+GAUGES = ("concurrency",)  # generator stats that are levels (the adaptive in-flight limit), not running counts
+
+
 def _cost(before: dict, after: dict, out: Dataset, wall: float) -> dict:
     """One generate call's share of a server generator's running counters."""
     delta = {}
     for key, value in after.items():
-        if isinstance(value, dict):
+        if key in GAUGES:  # a level, not a counter: what it ended at (and its range) is the story
+            delta[key] = value
+        elif isinstance(value, dict):
             delta[key] = {k: v - before.get(key, {}).get(k, 0) for k, v in value.items()
                           if v - before.get(key, {}).get(k, 0)}
         elif isinstance(value, (int, float)) and key not in ("tokens_per_s", "wall_seconds"):
@@ -135,15 +146,47 @@ def _cost(before: dict, after: dict, out: Dataset, wall: float) -> dict:
     return delta
 
 
-def _request_shard(shard: Dataset, generator, config: GenerationConfig, index: int, bar) -> Dataset:
-    """One shard through a server: every prompt in flight at once (up to ``max_in_flight``), each with its
-    own seed from (seed, row index), so answers do not depend on sharding or on which replica served them.
-    A request that failed for good comes back as ``None`` and is dropped by the clean stage."""
-    first = index * config.shard_size
-    seeds = [shard_seed(config.seed, first + j) for j in range(len(shard))]
-    texts, counts = generator(list(shard["prompt"]), seeds)
-    bar.update(len(texts))
-    return shard.add_column("generation", texts).add_column("generated_tokens", counts)
+def _endpoint_runner(prompts: Dataset, generator, config: GenerationConfig, todo: list[int], field: str):
+    """The shard runner of the endpoint backend: the first missing shard sends the prompts of every missing
+    shard in one call, and each shard is then a slice of the answers.
+
+    Why not one call per shard: a shard ends when its slowest request does, so a hung request (cut only by
+    ``request_timeout``) would idle every other slot at each shard boundary. In one call it holds only its
+    own slot. A crash still loses nothing: every answer is in the request cache as it arrives, and the
+    rerun finds them there before it writes the shards."""
+    size = config.shard_size
+    rows = [r for i in todo for r in range(i * size, min((i + 1) * size, len(prompts)))]
+    position = {r: j for j, r in enumerate(rows)}
+    columns: dict[str, list] = {}
+
+    def run(shard: Dataset, index: int, bar) -> Dataset:
+        if not columns:
+            columns.update(_request_rows(prompts.select(rows)["prompt"], rows, generator, config, bar, field))
+        picked = [position[index * size + j] for j in range(len(shard))]
+        return _with_columns(shard, {name: [values[p] for p in picked] for name, values in columns.items()})
+
+    return run
+
+
+def _request_rows(prompts: list[str], rows, generator, config: GenerationConfig, bar, field: str) -> dict[str, list]:
+    """Rows through a server: every prompt in flight at once (up to ``max_in_flight``), each with its own seed
+    from (seed, row index), so answers do not depend on sharding or on which replica served them. A request
+    that failed for good comes back as ``None`` and is dropped by the clean stage. With ``structured_output``
+    the server is asked for JSON holding ``field`` (the stage's ``desc``: the task's generated column), and
+    ``generation_error`` says which answers were not that JSON."""
+    seeds = [shard_seed(config.seed, r) for r in rows]
+    structured = {"field": field} if config.structured_output else {}
+    texts, counts = generator(list(prompts), seeds, progress=bar, **structured)  # advances the bar
+    columns = {"generation": texts, "generated_tokens": counts}
+    if structured:
+        columns["generation_error"] = generator.last_errors
+    return columns
+
+
+def _with_columns(shard: Dataset, columns: dict[str, list]) -> Dataset:
+    for name, values in columns.items():  # an all-None error column is still a string column
+        shard = shard.add_column(name, values, feature=Value("string") if name == "generation_error" else None)
+    return shard
 
 
 def _run_shard(shard: Dataset, generator: LocalGenerator, config: GenerationConfig, index: int, bar,

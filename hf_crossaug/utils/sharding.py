@@ -11,6 +11,16 @@ from datasets import Dataset, concatenate_datasets
 from .logging import progress
 
 
+def shard_paths(folder: Path, n_rows: int, shard_size: int) -> list[Path]:
+    """Where each shard of ``n_rows`` rows in shards of ``shard_size`` is written."""
+    return [folder / f"shard-{i:05d}.parquet" for i in range(max(1, -(-n_rows // shard_size)))]
+
+
+def missing_shards(folder: Path, n_rows: int, shard_size: int) -> list[int]:
+    """Indices of the shards not yet on disk (what :func:`run_sharded` will run)."""
+    return [i for i, p in enumerate(shard_paths(folder, n_rows, shard_size)) if not p.exists()]
+
+
 def run_sharded(rows: Dataset, folder: Path, shard_size: int, make_runner, desc: str, unit: str = "row") -> Dataset:
     """Process ``rows`` in shards of ``shard_size``, each written atomically to ``folder`` as it finishes.
 
@@ -19,9 +29,8 @@ def run_sharded(rows: Dataset, folder: Path, shard_size: int, make_runner, desc:
     finished run never loads a model) and returns ``run(shard, index, bar) -> Dataset``.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    n_shards = max(1, -(-len(rows) // shard_size))
-    paths = [folder / f"shard-{i:05d}.parquet" for i in range(n_shards)]
-    todo = [i for i, p in enumerate(paths) if not p.exists()]
+    paths = shard_paths(folder, len(rows), shard_size)
+    n_shards, todo = len(paths), missing_shards(folder, len(rows), shard_size)
     done_rows = sum(min(shard_size, len(rows) - i * shard_size) for i in range(n_shards) if i not in todo)
     if todo:
         run = make_runner()

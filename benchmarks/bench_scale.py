@@ -1,0 +1,181 @@
+"""The endpoint path at scale: requests/s against a bare ``AsyncOpenAI`` loop, clean and under injected faults.
+
+N prompts (``--n``, default 100000) go through the generate stage (``backend: endpoint``: shards, request
+cache, retries, breaker, adaptive concurrency) against a fast local OpenAI stand-in (tests/openai_standin.py,
+answers at once), run in its own process on 127.0.0.1. The same bodies go through a bare loop in the same
+run (``bench_servers.bare_run``: ``openai.AsyncOpenAI``, a semaphore of ``--in-flight``, the client's own
+retries, ``max_retries=8``). Both see the same stand-in, clean and with faults (5% dropped connections:
+half after the headers, half closed without a response; 2% 503s; 1% requests that never answer, cut by
+the ``--request-timeout``). Also reported: peak resident memory per phase, the request cache's size on
+disk, and what a resume that finds every answer in the request cache costs (the shard files removed, the
+cache kept). Run it on an idle machine; for a quick check use a small ``--n``:
+
+    python -m benchmarks.bench_scale --n 2000 --out /tmp/scale-smoke
+
+Writes ``<out>.json`` and ``<out>.md`` (default ``benchmarks/results/scale-n<N>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file (python benchmarks/bench_scale.py): import the package from the checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.extras import require  # noqa: E402
+
+REQUIRED = ("openai", "aiohttp", "datasets", "torch")  # checked before any work (torch: bench_servers)
+require("benchmarks.bench_scale", REQUIRED, 'pip install -e ".[test]"')
+
+import json  # noqa: E402 - after the import check
+import pathlib  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+STANDIN = HERE.parent / "tests" / "openai_standin.py"
+FAULTS = {"headers": 0.025, "close": 0.025, "503": 0.02, "hang": 0.01}
+
+
+def start_standin(rates: dict) -> tuple[subprocess.Popen, str]:
+    """The stand-in in its own process (its own GIL); returns the process and its base URL."""
+    proc = subprocess.Popen([sys.executable, str(STANDIN), "--rates", json.dumps(rates)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http://127.0.0.1:"):
+        proc.kill()
+        sys.exit(f"the stand-in did not start (got {url!r})")
+    return proc, url
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs, sampled every 50 ms from /proc."""
+
+    def __enter__(self):
+        self.peak, self._stop = rss_mib(), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, rss_mib())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mib())
+
+
+def rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+    except (OSError, StopIteration):
+        return float("nan")
+
+
+def endpoint_run(prompts, cfg, work: pathlib.Path) -> tuple[float, int, dict]:
+    """Seconds, answers and request accounting of the generate stage (backend: endpoint)."""
+    from hf_crossaug.stages.generate import generate
+
+    accounting: dict = {}
+    start = time.perf_counter()
+    out = generate(prompts, cfg, work, desc="scale", accounting=accounting)
+    return time.perf_counter() - start, sum(t is not None for t in out["generation"]), accounting["scale"]
+
+
+def cache_mib(work: pathlib.Path) -> float:
+    return sum(f.stat().st_size for f in (work / "requests").glob("requests.sqlite*")) / 2**20
+
+
+def phase(rows: list, name: str, n: int, seconds: float, answered: int, peak: float, **extra) -> None:
+    rows.append({"phase": name, "requests_per_s": round(n / seconds, 1), "seconds": round(seconds, 2),
+                 "answered": answered, "peak_rss_mib": round(peak, 1), **extra})
+    print(f"{name:>24}: {n / seconds:8.1f} requests/s  ({seconds:.1f} s, {answered}/{n} answered, "
+          f"peak RSS {peak:.0f} MiB) {extra or ''}", flush=True)
+
+
+def run(args) -> dict:
+    from datasets import Dataset
+
+    from benchmarks.bench_servers import bare_run  # the same bare loop as the server benchmark
+    from hf_crossaug.config.generate import GenerationConfig
+    from hf_crossaug.utils.fingerprint import shard_seed
+
+    prompts = Dataset.from_dict({"prompt": [f"Write sentence number {i} about the sea.\nSentence:"
+                                            for i in range(args.n)]})
+    rows: list[dict] = []
+    for label, rates in (("clean", {}), ("faults", FAULTS)):
+        proc, url = start_standin(rates)
+        try:
+            cfg = GenerationConfig(backend="endpoint", base_url=url, model="standin/echo-1", temperature=0.0,
+                                   max_new_tokens=8, shard_size=args.shard_size, max_in_flight=args.in_flight,
+                                   request_timeout=args.request_timeout, request_deadline=120.0, max_retries=8,
+                                   max_failed_fraction=0.01, seed=0)
+            seeds = [shard_seed(cfg.seed, i) for i in range(args.n)]  # the bodies the generate stage sends
+            with PeakRSS() as mem:
+                texts, _, _, secs = bare_run(prompts["prompt"], seeds, cfg, max_retries=8)
+            answered = sum(t is not None for t in texts)
+            phase(rows, f"bare AsyncOpenAI, {label}", args.n, secs, answered, mem.peak)
+            bare = rows[-1]["requests_per_s"]
+            with tempfile.TemporaryDirectory() as tmp:
+                work = pathlib.Path(tmp)
+                with PeakRSS() as mem:
+                    secs, answered, cost = endpoint_run(prompts, cfg, work)
+                phase(rows, f"endpoint path, {label}", args.n, secs, answered, mem.peak,
+                      vs_bare=round(args.n / secs / bare, 2), retries=cost.get("retries", {}),
+                      failures=cost.get("failures", {}), in_flight=cost.get("concurrency"),
+                      cache_mib=round(cache_mib(work), 1))
+                if label == "clean":  # a resume that finds every answer in the request cache
+                    for folder in work.glob("scale-*"):
+                        shutil.rmtree(folder)
+                    with PeakRSS() as mem:
+                        secs, answered, cost = endpoint_run(prompts, cfg, work)
+                    phase(rows, "resume, all cached", args.n, secs, answered, mem.peak,
+                          cache_hits=cost.get("cache_hits"), requests=cost.get("requests"))
+        finally:
+            proc.stdin.close()
+            proc.wait(30)
+    return {"n": args.n, "in_flight": args.in_flight, "shard_size": args.shard_size,
+            "request_timeout": args.request_timeout, "faults": FAULTS, "rows": rows}
+
+
+def markdown(result: dict) -> str:
+    lines = [f"# Endpoint path at scale: {result['n']} prompts, {result['in_flight']} in flight, "
+             f"shards of {result['shard_size']}",
+             "", f"Faults: {json.dumps(result['faults'])}; request timeout {result['request_timeout']} s.", "",
+             "| phase | requests/s | vs bare | seconds | answered | peak RSS (MiB) | cache (MiB) | notes |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in result["rows"]:
+        notes = {k: r[k] for k in ("retries", "failures", "in_flight", "cache_hits", "requests") if r.get(k)}
+        lines.append(f"| {r['phase']} | {r['requests_per_s']} | {r.get('vs_bare', '')} | {r['seconds']} | "
+                     f"{r['answered']} | {r['peak_rss_mib']} | {r.get('cache_mib', '')} | "
+                     f"{json.dumps(notes) if notes else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000, help="prompts (default 100000)")
+    parser.add_argument("--in-flight", type=int, default=64, help="max_in_flight, and the bare loop's semaphore")
+    parser.add_argument("--shard-size", type=int, default=1000)
+    parser.add_argument("--request-timeout", type=float, default=2.0, help="cuts the hung requests (both paths)")
+    parser.add_argument("--out", default=None, help="output path without suffix")
+    args = parser.parse_args()
+    result = run(args)
+    out = pathlib.Path(args.out or HERE / "results" / f"scale-n{args.n}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    out.with_suffix(".md").write_text(markdown(result))
+    print(f"wrote {out}.json and {out}.md")
+
+
+if __name__ == "__main__":
+    main()
