@@ -47,7 +47,7 @@ def no_generation(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("generation started")
 
-    monkeypatch.setattr("hf_crossaug.build.pipeline.make_generator", refuse)
+    monkeypatch.setattr("hf_crossaug.stages.generate.make_generator", refuse)
 
 
 def write_recipe(path: Path, recipe: Recipe, **changes) -> Path:
@@ -242,7 +242,7 @@ def test_code_fingerprint_changes_with_any_shaping_module(tmp_path, monkeypatch)
         assert base == key()
         for part in ("stages/prompts.py", "stages/clean.py", "stages/teacher.py", "config/tasks.py",
                      "backends/local.py", "models/resolve.py", "utils/sharding.py", "build/pipeline.py",
-                     "seed_data/sentiment.jsonl"):
+                     "build/plan.py", "build/contract.py", "task_specs/nli.yaml", "seed_data/sentiment.jsonl"):
             original = (copy / part).read_bytes()
             (copy / part).write_bytes(original + b"\n")
             assert key() != base, part

@@ -202,7 +202,7 @@ def test_tiny_build_counts_near_duplicates_in_the_card(tiny_llm_dir, tiny_encode
 
 def test_embedding_reads_the_teacher_encoder(tiny_encoder_dir):
     """The pipeline's embedder is the recipe's teacher encoder; its cosines decide, in row order."""
-    from hf_crossaug.build.pipeline import near_duplicate_embedder
+    from hf_crossaug.build.plan import near_duplicate_embedder
 
     data = {"name": "r", "task": "sentiment", "teacher": {"model": str(tiny_encoder_dir)}}
     assert near_duplicate_embedder(Recipe.from_dict(data)) is None  # default: nothing loaded

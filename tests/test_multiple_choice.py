@@ -143,7 +143,7 @@ class ScriptedGenerator:
 
 def test_generate_items_runs_the_generate_stage_and_validates(tmp_path):
     from hf_crossaug.build.configs import raw_features
-    from hf_crossaug.build.pipeline import generate_items
+    from hf_crossaug.build.plan import generate_items
 
     recipe = Recipe.from_dict(mc_recipe(per_class=9, generation={"stop_at_newline": False, "batch_size": 3,
                                                                  "shard_size": 4, "n_shots": 2}))

@@ -78,6 +78,7 @@ def test_direct_route_with_unlabelled_examples_prompts_them_under_the_teachers_l
     """A target-language pool without labels (``label_column: null``): the teacher labels it, then the prompts
     show each text as an example of the class the teacher gave it."""
     import hf_crossaug.build.pipeline as pipeline
+    import hf_crossaug.build.plan as plan
 
     shots = tmp_path / "sw.jsonl"
     shots.write_text("".join(json.dumps({"text": t}) + "\n" for t, _ in SW))  # no label column at all
@@ -91,7 +92,8 @@ def test_direct_route_with_unlabelled_examples_prompts_them_under_the_teachers_l
         return out
 
     real_label = pipeline.label
-    monkeypatch.setattr(pipeline, "label", label)
+    monkeypatch.setattr(pipeline, "label", label)  # the few-shot pool
+    monkeypatch.setattr(plan, "label", label)  # the generations
     recipe = Recipe(name="tiny-direct-unlabelled", task="sentiment", language="sw", route="direct",
                     fewshot_source=SourceConfig(path=str(shots), label_column=None),
                     **tiny(llm=tiny_llm_dir, encoder=tiny_encoder_dir)).validate()

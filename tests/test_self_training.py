@@ -11,7 +11,7 @@ from huggingface_hub import DatasetCard
 from test_build_tiny import tiny_recipe
 
 from hf_crossaug.build.export import build_dataset
-from hf_crossaug.config.base import ConfigError, check
+from hf_crossaug.config.base import ConfigError
 from hf_crossaug.config.teacher import TeacherConfig
 from hf_crossaug.stages.teacher import self_training_rows
 
@@ -40,8 +40,8 @@ def test_a_round_adds_the_generations_teacher_and_prompt_agree_on_k_per_class_wi
 
 
 def test_negative_rounds_are_a_config_error():
-    with pytest.raises(ConfigError, match="teacher: field 'self_training_rounds' must be >= 0, got -1"):
-        check(TeacherConfig(self_training_rounds=-1), "teacher")
+    with pytest.raises(ConfigError, match="TeacherConfig: field 'self_training_rounds' must be >= 0, got -1"):
+        TeacherConfig(self_training_rounds=-1)  # refused where it is built
 
 
 def test_a_self_training_build_relabels_with_a_retrained_teacher(tiny_llm_dir, tiny_encoder_dir, tmp_path):

@@ -1,8 +1,9 @@
-"""Running a recipe's stages in order: source -> generate -> clean -> teacher label.
+"""A build's cached core: the stages a recipe plans (`hf_crossaug.build.plan`) run once, and their result
+(``raw``: every kept generation with the teacher's labels) is cached by the recipe's fingerprint, so every
+selection config of a build, a rerun and a resumed run reuse one generation and one labelling run.
 
-Each stage is a ``Dataset -> Dataset`` function in its own module; this file only wires them, records
-counts and timings for the card, and caches the labelled result (``raw``) by the recipe's fingerprint
-so that every selection config of a build reuses one generation and one labelling run.
+The stage contract (what each stage reads and adds) is in `hf_crossaug.build.contract`; the data every stage
+may read is loaded once here (`load_context`); preflight checks what a recipe names before any work.
 """
 
 from __future__ import annotations
@@ -11,30 +12,24 @@ import hashlib
 import json
 import time
 from functools import cache
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from datasets import Dataset, Features, Value, concatenate_datasets
+from datasets import Dataset
 
 from ..version import __version__
-from ..stages.clean import MC_REASONS, balance_answers, clean, clean_items, drop_counts
-from ..stages.daftt import ANNOTATE_REASONS, annotation_prompts, parse_annotations, split_labelled, training_rows
 from ..stages.select import STRATEGIES
 from ..stages.source import check_source, load_configured, load_source, seed_path
-from ..stages.finetune import finetune_lora
 from ..backends.endpoint import redact_url
-from ..config.generate import GenerationConfig
-from ..stages.generate import generate, generator_card_fields, make_generator
 from ..utils.fingerprint import fingerprint
 from ..utils.logging import log_or_logger
-from ..models.embed import SentenceEmbedder
 from ..models.resolve import ENCODER_DEFAULT, GENERATOR_DEFAULT, check_model, native_dtype
-from ..stages.prompts import item_prompts, multiple_choice_prompts, premise_prompts, source_premises
 from ..config.recipe import TRANSLATING, Recipe
 from ..config.tasks import MultipleChoiceSpec
-from ..stages.teacher import Teacher, label, self_training_rows, split_dev, train_teacher
-from ..stages.translate import code_switched_pairs, translate_generations
+from ..stages.teacher import label, train_teacher
+from .contract import Context, run_stages
+from .plan import embeds, plan
+
 
 @dataclass
 class PipelineResult:
@@ -42,15 +37,9 @@ class PipelineResult:
     stats: dict = field(default_factory=dict)  # counts per stage, timings, provenance for the card
 
 
-def _count_line(counts: dict) -> str:
-    """``{"prompts": 9, "kept": 0, "too_short": 9, ...}`` -> ``"9 prompts, 0 kept, too_short 9"`` (zeros left out)."""
-    drops = ", ".join(f"{k} {v}" for k, v in counts.items() if k not in ("prompts", "kept") and v)
-    return f"{counts['prompts']} prompts, {counts['kept']} kept" + (f", {drops}" if drops else "")
-
-
 # Everything whose code shapes ``raw``: a change in any of these files invalidates cached builds.
 SHAPING = ("config", "task_specs", "stages", "backends", "models", "utils", "seed_data", "build/pipeline.py",
-           "version.py")
+           "build/plan.py", "build/contract.py", "version.py")
 
 
 @cache
@@ -74,7 +63,7 @@ def recipe_fingerprint(recipe: Recipe) -> str:
     data["translate"].pop("base_url"), data["translate"].pop("api_key_env")
     if recipe.route not in TRANSLATING:
         data.pop("translate")  # unused
-    if isinstance(recipe.task_spec, MultipleChoiceSpec) and not _embeds(recipe):
+    if isinstance(recipe.task_spec, MultipleChoiceSpec) and not embeds(recipe):
         data.pop("teacher")  # multiple-choice builds have no teacher (nor its encoder, unless it embeds)
     return fingerprint(data, __version__, code_fingerprint())
 
@@ -115,24 +104,16 @@ def preflight(recipe: Recipe) -> None:
         models.append(("generation.model", recipe.generation.model, GENERATOR_DEFAULT, recipe.generation.revision))
     if recipe.route in TRANSLATING and recipe.translate.model and not recipe.translate.base_url:
         models.append(("translate.model", recipe.translate.model, GENERATOR_DEFAULT, recipe.translate.revision))
-    if isinstance(task, MultipleChoiceSpec) and not _embeds(recipe):
+    if isinstance(task, MultipleChoiceSpec) and not embeds(recipe):
         models.pop(0)
     for field_name, ref, default, revision in models:
         check_model(ref, default, revision, f"recipe {recipe.name!r}: field {field_name!r}")
 
 
-def _embeds(recipe: Recipe) -> bool:
-    return recipe.clean.near_duplicate.method == "embedding"
-
-
-def near_duplicate_embedder(recipe: Recipe) -> SentenceEmbedder | None:
-    """The teacher's encoder as a sentence embedder, when the clean stage judges near duplicates by cosine."""
-    return SentenceEmbedder(recipe.teacher.model, recipe.teacher.revision) if _embeds(recipe) else None
-
-
 def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResult:
-    """Run (or reuse) generation, cleaning and teacher labelling for ``recipe``; messages go to ``log``
-    (default: the ``hf_crossaug.build`` logger)."""
+    """Run (or reuse) the stages `hf_crossaug.build.plan.plan` picks for ``recipe`` -- generation, cleaning,
+    translation, teacher labelling -- and cache their result (``raw``); messages go to ``log`` (default: the
+    ``hf_crossaug.build`` logger)."""
     log = log_or_logger(log, "build")
     work = Path(work_dir)
     fp = recipe_fingerprint(recipe)
@@ -143,10 +124,17 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResu
         stats["recipe"] = public_recipe(recipe)
         log(f"reusing the labelled generations cached in {raw_file}")
         return PipelineResult(Dataset.from_parquet(str(raw_file), keep_in_memory=True), stats)
-    task = recipe.task_spec
-    timings: dict[str, float] = {}
-    stats: dict = {"counts": {}, "timings": timings}
+    stats: dict = {"counts": {}, "timings": {}}
+    ctx = load_context(recipe, work, stats, log)
+    raw = run_stages(plan(recipe), ctx, stats)
+    return _save(raw, stats, recipe, raw_file, stats_file)
 
+
+def load_context(recipe: Recipe, work: Path, stats: dict, log) -> Context:
+    """The labelled rows every stage may read -- source, dev, few-shot examples -- loaded once, with their card
+    fields. Unlabelled target-language few-shot texts are labelled by the teacher first (cached: the teacher
+    stage reuses it)."""
+    task = recipe.task_spec
     t = time.perf_counter()
     source = load_configured(task, recipe.source, recipe.generation.seed)
     dev = load_configured(task, recipe.dev) if recipe.dev is not None else None
@@ -165,7 +153,7 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResu
         stats["source"]["fewshot"] = {"name": fs.path, "split": fs.split, "rows": len(shots),
                                       "language": recipe.language, "labels": "given" if "label" in
                                       shots.column_names else "teacher"}
-    timings["load_source"] = time.perf_counter() - t
+    stats["timings"]["load_source"] = time.perf_counter() - t
     if "label" not in shots.column_names:  # unlabelled target-language texts: the teacher labels them first
         log(f"[0/3] training the teacher to label {len(shots)} unlabelled {recipe.language!r} few-shot examples")
         t = time.perf_counter()
@@ -173,80 +161,8 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResu
         labelled = label(shots, task, pool_teacher, recipe.teacher.max_length)
         shots = labelled.select_columns(list(task.text_columns)).add_column("label", labelled["teacher_label"])
         shots = shots.cast_column("label", task.class_label())
-        timings["fewshot_labels"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    if isinstance(task, MultipleChoiceSpec):
-        raw = generate_items(recipe, task, shots, None, work, stats, log)
-        timings["generate"] = time.perf_counter() - t
-        stats["teacher"] = None  # the paper trains on the generated items as they are
-        return _save(raw, stats, recipe, raw_file, stats_file)
-    if recipe.items_from == "source":  # the labelled rows themselves, e.g. for Self-Translate-Train
-        items = source.map(lambda r: {"prompt_label": r["label"], "domain": "source data"}, remove_columns=["label"])
-        stats["counts"]["source_rows"] = {"prompts": len(items), "kept": len(items)}
-        stats["generator"] = None
-    elif recipe.daftt is not None:
-        items = _daftt_items(recipe, task, source, work, stats, log)
-    else:
-        items = _generated_items(recipe, task, shots, recipe.generation, recipe.generation.prompt_style, work,
-                                 stats, log)
-    timings["generate"] = time.perf_counter() - t
-
-    kept = items.add_column("id", [f"{recipe.name}-{i:06d}" for i in range(len(items))])
-    kept = kept.select_columns(["id", *task.text_columns, "prompt_label", "domain"]).flatten_indices()
-    kept = kept.cast_column("prompt_label", task.class_label())
-    if recipe.route in TRANSLATING:
-        log(f"[2b/3] translating {len(kept)} generations into {recipe.language!r} ({recipe.translate.backend})")
-        t = time.perf_counter()
-        kept, stats["counts"]["translation"], stats["translator"] = translate_generations(
-            kept, task.text_columns, recipe.translate, recipe.language, work)
-        if recipe.code_switch:
-            kept = code_switched_pairs(kept, task.text_columns, recipe.translate.src, recipe.language)
-            stats["counts"]["translation"]["code_switched_rows"] = len(kept) - stats["counts"]["translation"]["kept"]
-        timings["translate"] = time.perf_counter() - t
-
-    log(f"[3/3] training the teacher on {len(source)} source rows and labelling {len(kept)} generations")
-    t = time.perf_counter()
-    teacher: Teacher = train_teacher(source, task, recipe.teacher, work, dev, source_name)
-    timings["teacher_train"] = time.perf_counter() - t
-    t = time.perf_counter()
-    # the teacher learnt English: on translating routes it reads the English originals
-    src = recipe.translate.src  # translate_generations keeps the originals as ``<column>_<src>``
-    view = kept.select_columns([f"{c}_{src}" for c in task.text_columns]).rename_columns(
-        {f"{c}_{src}": c for c in task.text_columns}) if recipe.route in TRANSLATING else kept
-    raw = _labelled(kept, view, task, teacher, recipe)
-    timings["teacher_label"] = time.perf_counter() - t
-    stats["teacher"] = teacher.card_fields()
-    if recipe.teacher.self_training_rounds:
-        raw = _self_train(raw, view, kept, source, dev, task, recipe, work, source_name, stats, log)
-    return _save(raw, stats, recipe, raw_file, stats_file)
-
-
-def _labelled(kept: Dataset, view: Dataset, task, teacher: Teacher, recipe: Recipe) -> Dataset:
-    """``kept`` with the teacher's columns, computed on ``view`` (the text the teacher reads)."""
-    labelled = label(view.select_columns(list(task.text_columns)), task, teacher, recipe.teacher.max_length)
-    return concatenate_datasets([kept, labelled.remove_columns(list(task.text_columns))], axis=1)
-
-
-def _self_train(raw: Dataset, view: Dataset, kept: Dataset, source: Dataset, dev, task, recipe: Recipe, work: Path,
-                source_name: str, stats: dict, log) -> Dataset:
-    """``teacher.self_training_rounds`` rounds: retrain the teacher on the source plus the generations it and the
-    prompt agree on (``selection.k`` per class), relabel every generation; the last round's labels are kept."""
-    if dev is None:  # hold the dev set out once, so no generation lands in it and every round selects on it
-        source, dev = split_dev(source, recipe.teacher)
-    rounds, t = [], time.perf_counter()
-    for r in range(1, recipe.teacher.self_training_rounds + 1):
-        added = self_training_rows(raw, view, source, recipe.selection.k)
-        log(f"[3/3] self-training round {r}: the teacher again, on {len(source)} source rows + {len(added)} "
-            "generations it labels like the prompt")
-        teacher = train_teacher(concatenate_datasets([source, added]), task, recipe.teacher, work, dev,
-                                f"{source_name} + {len(added)} self-labelled generations")
-        raw = _labelled(kept, view, task, teacher, recipe)
-        rounds.append({"round": r, "added": len(added), "dev_accuracy": teacher.dev_accuracy})
-    stats["timings"]["self_training"] = time.perf_counter() - t
-    stats["teacher"] = {**teacher.card_fields(), "first_dev_accuracy": stats["teacher"]["dev_accuracy"],
-                        "self_training": rounds}
-    return raw
+        stats["timings"]["fewshot_labels"] = time.perf_counter() - t
+    return Context(recipe, task, work, log, source=source, shots=shots, source_name=source_name, dev=dev)
 
 
 def _save(raw: Dataset, stats: dict, recipe: Recipe, raw_file: Path, stats_file: Path) -> PipelineResult:
@@ -259,101 +175,3 @@ def _save(raw: Dataset, stats: dict, recipe: Recipe, raw_file: Path, stats_file:
     raw_file.with_suffix(".parquet.tmp").replace(raw_file)
     stats_file.write_text(json.dumps(stats, indent=2, default=str))
     return PipelineResult(raw, stats)
-
-
-def generate_items(recipe: Recipe, task: MultipleChoiceSpec, shots: Dataset, generator,
-                   work: Path, stats: dict, log=None) -> Dataset:
-    """Multiple choice (arXiv 2305.14288): ``per_class`` few-shot prompts, each completed into one whole
-    item (answer included), parsed and validated, answer positions balanced."""
-    log = log_or_logger(log, "build")
-    gen_cfg = recipe.generation
-    generator = generator or make_generator(gen_cfg, work)
-    stats["generator"] = generator_card_fields(generator)
-    prompts = multiple_choice_prompts(task, shots, recipe.per_class, gen_cfg.prompt_style, gen_cfg.n_shots,
-                                      gen_cfg.seed)
-    log(f"[1/1] generating {len(prompts)} {task.name} items from {gen_cfg.n_shots}-shot prompts")
-    items = generate(prompts, gen_cfg, work, generator, desc="items", accounting=stats.setdefault("requests", {}))
-    # few-shot prompts end with the format's opening ("Premise:"), which the continuation lacks
-    prefix = task.templates["fewshot.item"].split("{examples}")[-1].strip() if gen_cfg.prompt_style == "fewshot" else ""
-    items = clean_items(items, task, recipe.clean, prefix, near_duplicate_embedder(recipe))
-    stats["counts"]["generations"] = {"prompts": len(items), **drop_counts(items, MC_REASONS)}
-    if stats["counts"]["generations"]["kept"] == 0:
-        raise ValueError(f"no generated item survived validation: {_count_line(stats['counts']['generations'])}")
-    stats["generated_tokens"] = int(sum(items["generated_tokens"]))
-    kept = items.filter(lambda r: r is None, input_columns="drop_reason")
-    kept = kept.add_column("id", [f"{recipe.name}-{i:06d}" for i in range(len(kept))])
-    kept = kept.select_columns(["id", *task.text_columns, "label"])
-    kept = kept.cast(Features({"id": Value("string"), **task.source_features()}))
-    return balance_answers(kept, task, gen_cfg.seed)
-
-
-def _generated_items(recipe: Recipe, task, shots: Dataset, gen_cfg: GenerationConfig, style: str, work: Path,
-                     stats: dict, log) -> Dataset:
-    """Class-conditioned generation (NLI: premises first, then a hypothesis per premise and label),
-    cleaned; returns the kept rows. ``style`` picks the templates (fewshot, instruct, or lm for a
-    fine-tuned generator)."""
-    generator = make_generator(gen_cfg, work)
-    stats["generator"] = generator_card_fields(generator)
-    domains = recipe.domain_list
-    premises = None
-    if task.two_step:
-        if recipe.premise_source == "source":
-            premises = source_premises(task, shots, recipe.per_class, gen_cfg.seed)
-            stats["counts"]["premises"] = {"prompts": len(premises), "kept": len(premises)}
-        else:
-            log(f"[1/3] generating {recipe.per_class} premises over {len(domains)} domains")
-            pp = premise_prompts(task, shots, recipe.per_class, domains, style, gen_cfg.n_shots, gen_cfg.seed)
-            first = task.first_column
-            pp = clean(generate(pp, gen_cfg, work, generator, desc="premises",
-                                accounting=stats.setdefault("requests", {})), first, recipe.clean,
-                       embedder=near_duplicate_embedder(recipe))
-            stats["counts"]["premises"] = {"prompts": len(pp), **drop_counts(pp)}
-            premises = [{"prompt_id": r["prompt_id"], first: r[first], "domain": r["domain"]}
-                        for r in pp if r["drop_reason"] is None]
-            if not premises:
-                raise ValueError(f"no premise survived cleaning: {_count_line(stats['counts']['premises'])}")
-    prompts = item_prompts(task, shots, recipe.per_class, domains, style, gen_cfg.n_shots, gen_cfg.seed, premises)
-    log(f"[2/3] generating {len(prompts)} class-conditioned {task.generated_column!r} values "
-        f"({task.num_labels} classes)")
-    items = generate(prompts, gen_cfg, work, generator, desc=task.generated_column, accounting=stats.setdefault("requests", {}))
-    keys = tuple(c for c in task.text_columns if c != task.generated_column)
-    items = clean(items, task.generated_column, recipe.clean, key_columns=keys,
-                  embedder=near_duplicate_embedder(recipe))
-    stats["counts"]["generations"] = {"prompts": len(items), **drop_counts(items)}
-    if stats["counts"]["generations"]["kept"] == 0:
-        raise ValueError(f"no generation survived cleaning: {_count_line(stats['counts']['generations'])}")
-    stats["generated_tokens"] = int(sum(items["generated_tokens"]))
-    return items.filter(lambda r: r is None, input_columns="drop_reason")
-
-
-def _daftt_items(recipe: Recipe, task, source: Dataset, work: Path, stats: dict, log) -> Dataset:
-    """DAFTT: LoRA-tune the generator on a labelled subset, then annotate the other source inputs or
-    generate new examples through the generate stage with the adapter merged in."""
-    cfg, seed = recipe.daftt, recipe.generation.seed
-    subset, rest = split_labelled(source, cfg, seed)
-    rows = training_rows(task, subset, cfg.mode, task.two_step and recipe.premise_source == "generate",
-                         recipe.domain_list)
-    tune = cfg.finetune if cfg.finetune.model else replace(
-        cfg.finetune, model=recipe.generation.model or GENERATOR_DEFAULT, revision=recipe.generation.revision)
-    log(f"DAFTT: LoRA fine-tuning {tune.model} on {len(rows)} instruction rows from {len(subset)} labelled rows")
-    adapter = finetune_lora(rows, tune, work, GENERATOR_DEFAULT, desc="daftt-lora")
-    # the tuned model answers in the raw instruction format it learnt: no chat template, no examples
-    gen_cfg = replace(recipe.generation, model=tune.model, revision=tune.revision, adapter=str(adapter.path),
-                      temperature=cfg.sampling_temperature, prompt_style="fewshot", n_shots=0)
-    stats["daftt"] = {"mode": cfg.mode, "temperature": gen_cfg.temperature, "labelled_rows": len(subset),
-                      "training_rows": len(rows), "adapter": adapter.card_fields()}
-    if cfg.mode == "generate":
-        return _generated_items(recipe, task, source, gen_cfg, "lm", work, stats, log)
-    generator = make_generator(gen_cfg, work)
-    stats["generator"] = generator_card_fields(generator)
-    prompts = annotation_prompts(task, rest, cfg.inputs, seed)
-    log(f"DAFTT: annotating {len(prompts)} unlabelled source inputs at temperature {gen_cfg.temperature}")
-    out = parse_annotations(generate(prompts, gen_cfg, work, generator, desc="annotate", accounting=stats.setdefault("requests", {})), task)
-    stats["counts"]["annotations"] = {"prompts": len(out), **drop_counts(out, ANNOTATE_REASONS)}
-    kept = out.filter(lambda r: r is None, input_columns="drop_reason")
-    if len(kept) == 0:
-        raise ValueError(f"no annotation named a label: {_count_line(stats['counts']['annotations'])}")
-    stats["daftt"]["agreement_with_withheld_labels"] = round(
-        float(np.mean(np.asarray(list(kept["prompt_label"])) == np.asarray(list(kept["gold_label"])))), 4)
-    stats["generated_tokens"] = int(sum(out["generated_tokens"]))
-    return kept
