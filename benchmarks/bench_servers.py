@@ -50,6 +50,7 @@ import time
 
 import torch
 
+from hf_crossaug.backends.body import request_body
 from hf_crossaug.backends.endpoint import EndpointGenerator
 from hf_crossaug.config.generate import GenerationConfig
 from hf_crossaug.config.tasks import get_task
@@ -165,7 +166,7 @@ def bare_run(prompts, seeds, cfg, max_retries: int = 0):
     retries (none by default), ``cfg.request_timeout``; a request that still fails yields ``(None, 0, 0)``."""
     import openai
 
-    bodies = [EndpointGenerator._body(_Bodies(cfg), p, s) for p, s in zip(prompts, seeds)]
+    bodies = [request_body(cfg, cfg.model, p, s) for p, s in zip(prompts, seeds)]
 
     async def main():
         client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key="EMPTY", max_retries=max_retries,
@@ -189,11 +190,6 @@ def bare_run(prompts, seeds, cfg, max_retries: int = 0):
     out = asyncio.run(main())
     secs = time.perf_counter() - t
     return [o[0] for o in out], sum(o[1] for o in out), sum(o[2] for o in out), secs
-
-
-class _Bodies:
-    def __init__(self, cfg):
-        self.config, self.model_id = cfg, cfg.model
 
 
 HERE = pathlib.Path(__file__).resolve().parent

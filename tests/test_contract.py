@@ -64,3 +64,46 @@ def test_stages_add_their_stats_and_timings():
     assert out.column_names == ["t", "x"] and stats["counts"] == {"a": {"kept": 1}, "b": {"kept": 1}}
     assert stats["generator"] == "g" and stats["timings"]["generate"] >= 0
     assert merge_stats({"t": {"x": 1}}, {"t": {"y": 2}}) == {"t": {"x": 1, "y": 2}}
+
+
+def test_every_generator_backend_has_one_interface():
+    """Local, endpoint and Ray generators take prompts and seeds, give texts and token counts, and say what they
+    are; the server backends and the benchmarks' bare loop send one request body (no stand-in objects)."""
+    import inspect
+
+    from hf_crossaug.backends import Generator
+    from hf_crossaug.backends.body import request_body
+    from hf_crossaug.backends.endpoint import EndpointGenerator
+    from hf_crossaug.backends.local import LocalGenerator
+    from hf_crossaug.backends.ray_batch import RayGenerator
+    from hf_crossaug.config.generate import GenerationConfig
+
+    want = list(inspect.signature(Generator.__call__).parameters)
+    for cls in (LocalGenerator, EndpointGenerator, RayGenerator):
+        assert list(inspect.signature(cls.__call__).parameters) == want, cls
+        assert callable(getattr(cls, "provenance"))
+    cfg = GenerationConfig(backend="endpoint", base_url="http://127.0.0.1:1/v1", model="m", prompt_style="instruct")
+    body = request_body(cfg, "m", "Write.", 7)
+    assert body["messages"] == [{"role": "user", "content": "Write."}] and body["seed"] == 7
+    assert "json_schema" in str(request_body(cfg, "m", "Write.", 7, field="text"))
+    ray_source = inspect.getsource(__import__("hf_crossaug.backends.ray_batch", fromlist=["x"]))
+    assert "_body" not in ray_source.replace("request_body", "")  # no private method borrowed through a stand-in
+
+
+def test_the_local_generator_takes_seeds_and_advances_a_bar(tiny_llm_dir):
+    from hf_crossaug.backends.local import LocalGenerator
+    from hf_crossaug.config.generate import GenerationConfig
+
+    class Bar:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+    gen = LocalGenerator(GenerationConfig(model=str(tiny_llm_dir), max_new_tokens=4, temperature=1.0))
+    bar = Bar()
+    a = gen(["Once", "Twice"], [5, 6], progress=bar)
+    assert bar.n == 2 and gen(["Once", "Twice"], [5, 6]) == a  # the same seeds, the same sample
+    assert len(a[0]) == 2 and all(isinstance(c, int) for c in a[1])
+    with pytest.raises(ValueError, match="no structured output"):
+        gen(["Once"], field="text")

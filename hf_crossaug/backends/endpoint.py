@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from .body import default_seeds, request_body
 from .concurrency import AdaptiveLimit
 from . import structured
 from .request_cache import CACHE_FILE, RequestCache, key_for
@@ -133,10 +134,12 @@ class EndpointGenerator:
 
     # ----- public -----
 
-    def __call__(self, prompts: list[str], seeds: list[int], progress=None,
+    def __call__(self, prompts: list[str], seeds: list[int] | None = None, progress=None,
                  field: str | None = None) -> tuple[list[str | None], list[int]]:
-        """``progress``: a tqdm bar advanced per finished prompt, its postfix showing in-flight level and retries.
-        ``field`` (instruct style): ask for JSON ``{field: text}`` and return the field (structured.py)."""
+        """`hf_crossaug.backends.Generator`: ``seeds`` default to one per prompt position; ``progress``: a tqdm bar
+        advanced per finished prompt, its postfix showing in-flight level and retries. ``field`` (instruct style):
+        ask for JSON ``{field: text}`` and return the field (structured.py)."""
+        seeds = default_seeds(self.config, prompts, seeds)
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         self._bar, self._field = progress, field if self.config.prompt_style == "instruct" else None
@@ -224,7 +227,7 @@ class EndpointGenerator:
     async def _answer_all(self, prompts: list[str], seeds: list[int]) -> _Run:
         await self._check_served()
         self._details = {}
-        bodies = [self._body(p, s, self._field) for p, s in zip(prompts, seeds)]
+        bodies = [request_body(self.config, self.model_id, p, s, self._field) for p, s in zip(prompts, seeds)]
         run = _Run([key_for(self.model_id, self.revision, b) for b in bodies])
         run.answers = self.cache.get_many(run.keys)
         hits = sum(k in run.answers for k in run.keys)
@@ -268,23 +271,6 @@ class EndpointGenerator:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
         return run
-
-    def _body(self, prompt: str, seed: int, field: str | None = None) -> dict:
-        """The request JSON; it is also what the cache key hashes, so it holds every sampling choice."""
-        cfg = self.config
-        body = {"model": self.model_id, "max_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
-                "seed": int(seed)}
-        if cfg.temperature > 0:  # greedy ignores top_p, as the local backend does
-            body["top_p"] = cfg.top_p
-        if cfg.prompt_style == "instruct":
-            body["messages"] = [{"role": "user", "content": prompt}]
-            if field:
-                body[structured.FORMAT_KEY] = structured.response_format(field)
-        else:
-            body["prompt"] = prompt
-            if cfg.stop_at_newline:
-                body["stop"] = ["\n"]
-        return body
 
     # ----- one request -----
 

@@ -97,8 +97,24 @@ class LocalGenerator:
                 "source row in the few-shot examples?)")
 
     @torch.inference_mode()
-    def __call__(self, prompts: list[str]) -> tuple[list[str], list[int]]:
-        """Continuations (decoded, special tokens stripped) and their token counts."""
+    def __call__(self, prompts: list[str], seeds: list[int] | None = None, progress=None,
+                 field: str | None = None) -> tuple[list[str], list[int]]:
+        """Continuations (decoded, special tokens stripped) and their token counts (`hf_crossaug.backends.Generator`).
+
+        A batch samples from one RNG stream: ``seeds`` None continues the stream the caller seeded (the generate
+        stage seeds it once per shard, which makes a shard reproducible); given, the stream starts at ``seeds[0]``.
+        """
+        if field is not None:
+            raise ValueError("the local backend has no structured output (generation.structured_output needs an "
+                             "endpoint)")
+        if seeds:
+            torch.manual_seed(int(seeds[0]))
+        texts, counts = self._generate(prompts)
+        if progress is not None:
+            progress.update(len(texts))
+        return texts, counts
+
+    def _generate(self, prompts: list[str]) -> tuple[list[str], list[int]]:
         cfg = self.config
         texts = self.format_prompts(prompts)
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,

@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 from ..utils.fingerprint import shard_seed
+from .body import default_seeds, request_body
 from .endpoint import api_key, redact_url
 from .request_cache import CACHE_FILE, RequestCache, key_for
 
@@ -36,20 +37,6 @@ logger = logging.getLogger(__name__)
 LIGHT_CPU = 0.05  # CPUs Ray reserves per request actor and per pre/postprocess task
 ROW = "_hf_crossaug_row"  # carries each row's position through Ray (which does not keep order)
 ANSWER = "_hf_crossaug_answer"  # the parsed answer as JSON ("null" for a failed request)
-
-
-def request_body(config, prompt: str, seed: int) -> dict:
-    """The same request JSON the ``endpoint`` backend sends (kept in one place: EndpointGenerator._body)."""
-    from .endpoint import EndpointGenerator
-
-    return EndpointGenerator._body(_BodyOnly(config), prompt, seed)
-
-
-class _BodyOnly:
-    """Just enough of an EndpointGenerator for ``_body`` (no cache, no clients)."""
-
-    def __init__(self, config):
-        self.config, self.model_id = config, config.model
 
 
 def _parse(response) -> dict | None:
@@ -81,7 +68,7 @@ def _ray_processor(config, url: str, headers: dict, n_rows: int, in_flight: int)
     )
 
     def preprocess(row: dict) -> dict:
-        return {"payload": request_body(config, row["prompt"], int(row["seed"]))}
+        return {"payload": request_body(config, config.model, row["prompt"], int(row["seed"]))}
 
     def postprocess(row: dict) -> dict:
         return {ROW: row[ROW], ANSWER: json.dumps(_parse(row.get("http_response")))}
@@ -169,11 +156,13 @@ class RayGenerator:
                       "completion_tokens": 0, "wall_seconds": 0.0, "tokens_per_s": 0.0}
         self._provenance: dict | None = None
 
-    def __call__(self, prompts: list[str], seeds: list[int], progress=None):
-        """``progress``: a tqdm bar, advanced once the job is done (the endpoint backend's interface)."""
+    def __call__(self, prompts: list[str], seeds: list[int] | None = None, progress=None, field: str | None = None):
+        """The `hf_crossaug.backends.Generator` interface; ``progress`` is advanced once the job is done.
+        Structured output (``field``) is the endpoint backend's only (its config refuses it here)."""
         start = time.monotonic()
+        seeds = default_seeds(self.config, prompts, seeds)
         revision = self.provenance()["revision"]
-        bodies = [request_body(self.config, p, s) for p, s in zip(prompts, seeds)]
+        bodies = [request_body(self.config, self.config.model, p, s) for p, s in zip(prompts, seeds)]
         keys = [key_for(self.config.model, revision, b) for b in bodies]
         answers = self.cache.get_many(keys) if self.cache else {}
         self.stats["cache_hits"] += sum(k in answers for k in keys)

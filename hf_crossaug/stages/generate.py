@@ -41,7 +41,7 @@ def make_generator(config: GenerationConfig, work_dir: str | Path):
 
 def generator_provenance(generator) -> dict:
     """What a card records about a generator: a server's model id and revision, or a local model's ref."""
-    return generator.provenance() if hasattr(generator, "provenance") else generator.ref.provenance()
+    return generator.provenance()
 
 
 def generator_card_fields(generator) -> dict:
