@@ -29,10 +29,11 @@ from ..stages.generate import generate, generator_provenance, make_generator
 from ..utils.fingerprint import fingerprint
 from ..utils.logging import log_or_logger
 from ..models.resolve import ENCODER_DEFAULT, GENERATOR_DEFAULT, check_model, native_dtype
+from ..models.training import training_dtype
 from ..stages.prompts import item_prompts, multiple_choice_prompts, premise_prompts, source_premises
 from ..config.recipe import TRANSLATING, Recipe
 from ..config.tasks import MultipleChoiceSpec
-from ..stages.teacher import Teacher, label, self_training_rows, split_dev, train_teacher
+from ..stages.teacher import Teacher, label, self_training_rows, split_dev, teacher_source, train_teacher
 from ..stages.translate import code_switched_pairs, translate_generations
 
 @dataclass
@@ -84,6 +85,8 @@ def concrete_dtypes(data: dict) -> dict:
     for section in ("generation", "translate"):
         if section in data and "dtype" in data[section]:
             data[section]["dtype"] = native_dtype(data[section]["dtype"])
+    if "dtype" in data.get("teacher", {}):
+        data["teacher"]["dtype"] = training_dtype(data["teacher"]["dtype"])
     return data
 
 
@@ -186,6 +189,7 @@ def run_pipeline(recipe: Recipe, work_dir: str | Path, log=None) -> PipelineResu
             stats["counts"]["translation"]["code_switched_rows"] = len(kept) - stats["counts"]["translation"]["kept"]
         timings["translate"] = time.perf_counter() - t
 
+    source = teacher_source(task, recipe.source, recipe.teacher, source, recipe.generation.seed)
     log(f"[3/3] training the teacher on {len(source)} source rows and labelling {len(kept)} generations")
     t = time.perf_counter()
     teacher: Teacher = train_teacher(source, task, recipe.teacher, work, dev, source_name)
@@ -226,7 +230,7 @@ def _self_train(raw: Dataset, view: Dataset, kept: Dataset, source: Dataset, dev
         rounds.append({"round": r, "added": len(added), "dev_accuracy": teacher.dev_accuracy})
     stats["timings"]["self_training"] = time.perf_counter() - t
     stats["teacher"] = {**teacher.card_fields(), "first_dev_accuracy": stats["teacher"]["dev_accuracy"],
-                        "self_training": rounds}
+                        "source_rows": stats["teacher"]["source_rows"], "self_training": rounds}
     return raw
 
 

@@ -31,7 +31,7 @@ from ..config.base import check
 from ..config.student import StudentConfig
 from ..config.tasks import MultipleChoiceSpec, get_task
 from ..models.resolve import ENCODER_DEFAULT, resolve_model
-from ..models.training import one_line_load_errors
+from ..models.training import one_line_load_errors, training_dtype
 from .card import save_results
 from .frozen import BACKEND, HEAD_FILE, fit_frozen
 from .common import (build_info, dataset_hub_id, distillation_config, fit_best_epoch, gold_and_dev, infer_task,
@@ -57,6 +57,7 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
 
     t0 = time.perf_counter()
     check(config, "student")
+    config = dataclasses.replace(config, dtype=training_dtype(config.dtype))  # the card names what ran
     if config.select_by == "target-dev" and dev is None:
         raise ValueError("select_by='target-dev' needs a target-language dev set (dev=...)")
     out = Path(output_dir)

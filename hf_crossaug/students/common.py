@@ -15,7 +15,7 @@ from datasets import Dataset
 from ..config.student import DEFAULT_MODE, MC_DEFAULT_MODE, StudentConfig
 from ..config.tasks import MultipleChoiceSpec, TaskSpec, get_task, packaged_tasks
 from ..models.resolve import ENCODER_DEFAULT
-from ..models.training import balanced_class_weights, epoch_selection_args
+from ..models.training import balanced_class_weights, epoch_selection_args, training_dtype
 from ..stages.source import load_source, normalise
 from ..utils.files import BUILD_FILE
 from ..version import __version__
@@ -94,7 +94,7 @@ def student_args(config: StudentConfig, out: Path, **overrides) -> dict:
     """`TrainingArguments` fields shared by every student: evaluate and save each epoch, keep the best
     (``overrides`` replace single fields, e.g. the frozen-feature head's eval batch size)."""
     return epoch_selection_args(str(out / "checkpoints"), config.epochs, config.learning_rate, config.batch_size,
-                                config.seed, config.class_balance, **overrides)
+                                config.seed, config.class_balance, training_dtype(config.dtype), **overrides)
 
 
 def distillation_config(config: StudentConfig, out: Path, train_rows=None, num_labels: int | None = None,
