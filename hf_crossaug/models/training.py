@@ -3,6 +3,7 @@ batched prediction."""
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 import numpy as np
@@ -19,8 +20,11 @@ def training_dtype(name: str) -> str:
 
 def cpu_only(dtype: str) -> bool:
     """``TrainingArguments.use_cpu`` where there is no CUDA GPU and it matters: the Trainer refuses bf16 on a CPU
-    without it; left off otherwise, so a Mac keeps its MPS device."""
-    return not torch.cuda.is_available() and dtype == "bfloat16"
+    without it, and processes started by ``accelerate launch --multi_gpu`` / ``torchrun`` only join one gloo
+    DDP group with it (else each trains alone); left off otherwise, so a Mac keeps its MPS device."""
+    if torch.cuda.is_available():
+        return False
+    return dtype == "bfloat16" or int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def epoch_selection_args(output_dir: str, epochs: int, learning_rate: float, batch_size: int, seed: int,
@@ -64,6 +68,13 @@ class WeightedCrossEntropy:
                                                  reduction="sum")
         count = labels.ne(-100).sum() if num_items_in_batch is None else num_items_in_batch
         return loss / torch.as_tensor(count, device=logits.device).clamp_min(1)
+
+
+def writes_output(trainer) -> bool:
+    """Whether this process writes the output folder, once every process is done with the checkpoints: the only
+    process, or rank 0 under `accelerate launch` (the others may still be loading the best one)."""
+    trainer.accelerator.wait_for_everyone()
+    return trainer.is_world_process_zero()
 
 
 def on_accelerator(model):

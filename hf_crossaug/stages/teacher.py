@@ -22,7 +22,7 @@ from transformers import TrainerCallback
 from ..config.source import SourceConfig
 from ..config.teacher import TeacherConfig
 from ..models.training import (WeightedCrossEntropy, balanced_class_weights, epoch_selection_args, on_accelerator,
-                               predict_logits, training_dtype)
+                               predict_logits, training_dtype, writes_output)
 from ..utils.fingerprint import content_fingerprint, fingerprint
 from ..models.resolve import ENCODER_DEFAULT, ModelRef, resolve_model
 from ..config.tasks import TaskSpec, teacher_features
@@ -138,9 +138,11 @@ def train_teacher(
     info = {"base": ref.provenance(), "dev_accuracy": float(metrics["eval_accuracy"]), "dev_size": len(dev),
             "train_size": len(source), "epoch_checkpoints": snapshots.files, "source": source_name,
             "source_rows": source_rows, "dtype": config.dtype}
-    for ckpt in out.glob("checkpoint-*"):  # the best model is saved; full checkpoints are not needed
-        shutil.rmtree(ckpt)
-    (out / DONE_FILE).write_text(json.dumps(info, indent=2))
+    if writes_output(trainer):
+        for ckpt in out.glob("checkpoint-*"):  # the best model is saved; full checkpoints are not needed
+            shutil.rmtree(ckpt)
+        (out / DONE_FILE).write_text(json.dumps(info, indent=2))
+    trainer.accelerator.wait_for_everyone()  # the other processes label with the model it saved
     return Teacher(path=out, **info)
 
 
@@ -152,10 +154,11 @@ class EpochSnapshots(TrainerCallback):
         self.folder, self.files = folder, []
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        self.folder.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{len(self.files) + 1:03d}.safetensors"
-        save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad},
-                  str(self.folder / name))
+        if state.is_world_process_zero:  # under `accelerate launch` the processes hold the same weights
+            self.folder.mkdir(parents=True, exist_ok=True)
+            save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad},
+                      str(self.folder / name))
         self.files.append(f"{self.folder.name}/{name}")
 
 

@@ -27,7 +27,12 @@ MODE_TEXT = {
 
 
 def save_results(folder: str | Path, results: dict) -> None:
-    """Write ``crossaug_student.json`` and (re-)render ``README.md`` from it."""
+    """Write ``crossaug_student.json`` and (re-)render ``README.md`` from it; under `accelerate launch` only the
+    main process writes (every process holds the same results)."""
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return
     folder = Path(folder)
     (folder / RESULTS_FILE).write_text(json.dumps(results, indent=2, default=str))
     card = mc_model_card if results.get("kind") == "multiple-choice" else model_card
