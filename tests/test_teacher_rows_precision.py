@@ -87,7 +87,7 @@ def test_the_teacher_reads_source_limit_rows_and_both_cards_say_so(tiny_llm_dir,
     assert teacher["source_rows"] == 90 == teacher["train_size"] + teacher["dev_size"]
     assert teacher["dtype"] == stats["recipe"]["teacher"]["dtype"] == dtype  # what ran, not "auto"
     card = DatasetCard.load(tmp_path / "out" / "README.md").text
-    assert "(30 labelled rows for the prompts; the teacher read 90 of it (`teacher.source_limit`)" in card
+    assert "(30 labelled rows for the prompts; the teacher read 90 rows of it (`teacher.source_limit`)" in card
     assert f"- precision: {dtype}{' autocast' if dtype == 'bfloat16' else ''} (training and labelling)" in card
 
     cfg = StudentConfig(model=str(tiny_encoder_dir), mode="T-top-k", epochs=1, batch_size=8, max_length=48,

@@ -32,7 +32,8 @@ class TeacherConfig:
     # the teacher may learn from more English gold than the generator's few-shot examples and the students see: up
     # to this many rows of the recipe's source (a seeded subset, as ``source.limit``); None = the rows they get
     source_limit: int | None = None
-    # training and labelling precision: bfloat16 autocast where the device computes it natively (auto), or pinned
+    # training and labelling precision: bfloat16 autocast where the device computes it natively (auto), or pinned;
+    # float32 by default, so the packaged recipes keep their data (README: measured)
     dtype: str = "float32"
 
     def problems(self) -> list[Problem]:
