@@ -35,6 +35,7 @@ class Context:
     shots: Dataset  # where few-shot examples come from (source, the task's pool, or target-language rows)
     source_name: str
     dev: Dataset | None = None
+    teacher_rows: Dataset | None = None  # what the teacher learns from (``teacher.source_limit``); None: ``source``
     generation: GenerationConfig | None = None  # the generate stage's config (DAFTT swaps in the tuned model)
     style: str | None = None  # the prompt style (DAFTT: "lm", the format the tuned model learnt)
     teacher: object | None = None  # the trained teacher, once the teacher stage ran (self-training reads it)
@@ -43,6 +44,7 @@ class Context:
     def __post_init__(self):
         self.generation = self.generation or self.recipe.generation
         self.style = self.style or self.generation.prompt_style
+        self.teacher_rows = self.source if self.teacher_rows is None else self.teacher_rows
 
     def generator(self):
         """One generator per generation config, shared by the stages that generate (premises, then items)."""

@@ -24,9 +24,10 @@ from ..backends.endpoint import redact_url
 from ..utils.fingerprint import fingerprint
 from ..utils.logging import log_or_logger
 from ..models.resolve import ENCODER_DEFAULT, GENERATOR_DEFAULT, check_model, native_dtype
+from ..models.training import training_dtype
 from ..config.recipe import TRANSLATING, Recipe
 from ..config.tasks import MultipleChoiceSpec
-from ..stages.teacher import label, train_teacher
+from ..stages.teacher import label, teacher_source, train_teacher
 from .contract import Context, run_stages
 from .plan import embeds, plan
 
@@ -74,6 +75,8 @@ def concrete_dtypes(data: dict) -> dict:
     for section in ("generation", "translate"):
         if section in data and "dtype" in data[section]:
             data[section]["dtype"] = native_dtype(data[section]["dtype"])
+    if "dtype" in data.get("teacher", {}):
+        data["teacher"]["dtype"] = training_dtype(data["teacher"]["dtype"])
     return data
 
 
@@ -154,15 +157,17 @@ def load_context(recipe: Recipe, work: Path, stats: dict, log) -> Context:
                                       "language": recipe.language, "labels": "given" if "label" in
                                       shots.column_names else "teacher"}
     stats["timings"]["load_source"] = time.perf_counter() - t
+    teacher_rows = teacher_source(task, recipe.source, recipe.teacher, source, recipe.generation.seed)
     if "label" not in shots.column_names:  # unlabelled target-language texts: the teacher labels them first
         log(f"[0/3] training the teacher to label {len(shots)} unlabelled {recipe.language!r} few-shot examples")
         t = time.perf_counter()
-        pool_teacher = train_teacher(source, task, recipe.teacher, work, dev, source_name)
+        pool_teacher = train_teacher(teacher_rows, task, recipe.teacher, work, dev, source_name)
         labelled = label(shots, task, pool_teacher, recipe.teacher.max_length)
         shots = labelled.select_columns(list(task.text_columns)).add_column("label", labelled["teacher_label"])
         shots = shots.cast_column("label", task.class_label())
         stats["timings"]["fewshot_labels"] = time.perf_counter() - t
-    return Context(recipe, task, work, log, source=source, shots=shots, source_name=source_name, dev=dev)
+    return Context(recipe, task, work, log, source=source, shots=shots, source_name=source_name, dev=dev,
+                   teacher_rows=teacher_rows)
 
 
 def _save(raw: Dataset, stats: dict, recipe: Recipe, raw_file: Path, stats_file: Path) -> PipelineResult:

@@ -258,9 +258,10 @@ def labelled(rows: Dataset, view: Dataset, ctx: Context, teacher) -> Dataset:
 def _teacher(rows: Dataset, ctx: Context):
     import time
 
-    ctx.log(f"[3/3] training the teacher on {len(ctx.source)} source rows and labelling {len(rows)} generations")
+    ctx.log(f"[3/3] training the teacher on {len(ctx.teacher_rows)} source rows and labelling {len(rows)} "
+            "generations")
     t = time.perf_counter()
-    ctx.teacher = train_teacher(ctx.source, ctx.task, ctx.recipe.teacher, ctx.work, ctx.dev, ctx.source_name)
+    ctx.teacher = train_teacher(ctx.teacher_rows, ctx.task, ctx.recipe.teacher, ctx.work, ctx.dev, ctx.source_name)
     t_train, t = time.perf_counter() - t, time.perf_counter()
     out = labelled(rows, teacher_view(rows, ctx), ctx, ctx.teacher)
     return out, {"teacher": ctx.teacher.card_fields(),
@@ -271,7 +272,7 @@ def _self_train(raw: Dataset, ctx: Context):
     """``teacher.self_training_rounds`` rounds: retrain the teacher on the source plus the generations it and the
     prompt agree on (``selection.k`` per class), relabel every generation; the last round's labels are kept."""
     recipe, task = ctx.recipe, ctx.task
-    source, dev = ctx.source, ctx.dev
+    source, dev = ctx.teacher_rows, ctx.dev
     if dev is None:  # hold the dev set out once, so no generation lands in it and every round selects on it
         source, dev = split_dev(source, recipe.teacher)
     first = ctx.teacher.card_fields()
@@ -286,7 +287,7 @@ def _self_train(raw: Dataset, ctx: Context):
         raw = labelled(rows, view, ctx, teacher)
         rounds.append({"round": r, "added": len(added), "dev_accuracy": teacher.dev_accuracy})
     return raw, {"teacher": {**teacher.card_fields(), "first_dev_accuracy": first["dev_accuracy"],
-                             "self_training": rounds}}
+                             "source_rows": first["source_rows"], "self_training": rounds}}
 
 
 def plan(recipe: Recipe) -> list[Stage]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import Problem, Validated, at_least, one_of, option
+from .generate import DTYPES
 
 SELECT_BY = ("english-dev", "target-dev")
 KD_FORMULATIONS = ("standard", "reference")
@@ -60,6 +61,8 @@ class StudentConfig(Validated):
     limit: int | None = option(None, "use a seeded subset of this many source rows")
     dev_limit: int | None = option(None, "use a seeded subset of this many dev rows")
     dev_fraction: float = option(0.15, "share of the gold data held out as dev set when no --dev is given")
+    dtype: str = option("float32", "training precision: auto (bfloat16 autocast where the CPU or GPU computes it "
+                        "natively, else float32), bfloat16 or float32")
 
     def __post_init__(self):
         for name, value in BACKEND_DEFAULTS.get(self.backend, {}).items():
@@ -69,7 +72,7 @@ class StudentConfig(Validated):
 
     def problems(self) -> list[Problem]:
         return [one_of(self, "select_by", SELECT_BY), one_of(self, "kd_formulation", KD_FORMULATIONS),
-                one_of(self, "backend", STUDENT_BACKENDS),
+                one_of(self, "backend", STUDENT_BACKENDS), one_of(self, "dtype", DTYPES),
                 (self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}"),
                 (self.learning_rate is None or self.learning_rate > 0, "learning_rate", "must be > 0"),
                 (self.soft_weight >= 0, "soft_weight", f"must be >= 0, got {self.soft_weight}"),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Problem, Validated, at_least
+from .base import Problem, Validated, at_least, one_of
+from .generate import DTYPES
 
 
 @dataclass
 class TeacherConfig(Validated):
-    """How the teacher is trained; every field is part of the teacher's cache key."""
+    """How the teacher is trained; every field but ``source_limit`` (the rows it reads are, by content) and
+    ``self_training_rounds`` is part of the teacher's cache key."""
 
     model: str | None = None  # None -> embedded multilingual-e5-small; else a Hub id or folder
     revision: str | None = None
@@ -27,9 +29,15 @@ class TeacherConfig(Validated):
     # weight the classes equally in the loss and pick the epoch by dev macro-F1: for targets whose class mix is not
     # the English data's (an SST-3 teacher never predicts neutral, 19% of SST-3 and 36-49% of MahaSent / IITP)
     class_balance: bool = False
+    # the teacher may learn from more English gold than the generator's few-shot examples and the students see: up
+    # to this many rows of the recipe's source (a seeded subset, as ``source.limit``); None = the rows they get
+    source_limit: int | None = None
+    # training and labelling precision: bfloat16 autocast where the device computes it natively (auto), or pinned;
+    # float32 by default, so the packaged recipes keep their data (README: measured)
+    dtype: str = "float32"
 
     def problems(self) -> list[Problem]:
-        return [*at_least(self, 1, "epochs", "batch_size", "max_length"),
-                *at_least(self, 0, "self_training_rounds", "seed"),
+        return [*at_least(self, 1, "epochs", "batch_size", "max_length", "source_limit"),
+                *at_least(self, 0, "self_training_rounds", "seed"), one_of(self, "dtype", DTYPES),
                 (self.learning_rate > 0, "learning_rate", "must be > 0"),
                 (0 < self.dev_fraction < 1, "dev_fraction", "must be in (0, 1)")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +19,15 @@ from datasets import Dataset
 from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback
 
+from ..config.source import SourceConfig
 from ..config.teacher import TeacherConfig
 from ..models.training import (WeightedCrossEntropy, balanced_class_weights, epoch_selection_args, on_accelerator,
-                               predict_logits)
+                               predict_logits, training_dtype, writes_output)
 from ..utils.fingerprint import content_fingerprint, fingerprint
 from ..models.resolve import ENCODER_DEFAULT, ModelRef, resolve_model
 from ..config.tasks import TaskSpec, teacher_features
 from ..utils.logging import trainer_progress
+from .source import load_configured
 
 DONE_FILE = "teacher.json"
 
@@ -41,18 +43,32 @@ class Teacher:
     train_size: int
     epoch_checkpoints: list[str]  # per-epoch snapshots of the trainable weights, relative to ``path``
     source: str
+    source_rows: int | None = None  # rows read from the source, dev hold-out included (None: cached before it)
+    dtype: str = "float32"  # the precision it was trained and labels in (teachers cached before it were fp32)
 
     def card_fields(self) -> dict:
-        return {"base_model": self.base, "source": self.source, "dev_accuracy": self.dev_accuracy,
-                "dev_size": self.dev_size, "train_size": self.train_size, "epochs": len(self.epoch_checkpoints)}
+        return {"base_model": self.base, "source": self.source, "source_rows": self.source_rows,
+                "dev_accuracy": self.dev_accuracy, "dev_size": self.dev_size, "train_size": self.train_size,
+                "epochs": len(self.epoch_checkpoints), "dtype": self.dtype}
 
 
 def training_fields(config: TeacherConfig) -> dict:
-    """The fields that make one teacher (its cache key): the number of self-training rounds is not one of them,
-    so round 0 of a self-training build reuses the plain build's teacher; ``class_balance`` only when on, so the
-    teachers built before it existed keep their keys."""
-    return {k: v for k, v in asdict(config).items()
-            if k != "self_training_rounds" and not (k == "class_balance" and not v)}
+    """The fields that make one teacher (its cache key): not the number of self-training rounds, so round 0 of a
+    self-training build reuses the plain build's teacher, nor ``source_limit`` (the rows read are in the key);
+    ``class_balance`` only when on and ``dtype`` only when not float32, so the teachers built before them keep
+    their keys. ``config.dtype`` must be concrete (`training_dtype`)."""
+    return {k: v for k, v in asdict(config).items() if k not in ("self_training_rounds", "source_limit")
+            and not (k == "class_balance" and not v) and not (k == "dtype" and v == "float32")}
+
+
+def teacher_source(task: TaskSpec, source_config: SourceConfig, config: TeacherConfig, source: Dataset,
+                   seed: int) -> Dataset:
+    """The English rows the teacher learns from: ``source`` (the rows the few-shot prompts and students get), or,
+    with ``teacher.source_limit``, up to that many rows of the same source, so a teacher can learn from more gold
+    than the students see."""
+    if config.source_limit is None or config.source_limit == source_config.limit:
+        return source
+    return load_configured(task, replace(source_config, limit=config.source_limit), seed)
 
 
 def split_dev(source: Dataset, config: TeacherConfig) -> tuple[Dataset, Dataset]:
@@ -83,6 +99,8 @@ def train_teacher(
     from ..metrics.functions import classification_scores
 
     ref: ModelRef = resolve_model(config.model, ENCODER_DEFAULT, config.revision)
+    config = replace(config, dtype=training_dtype(config.dtype))
+    source_rows = len(source)
     if dev is None:
         source, dev = split_dev(source, config)
     fp = fingerprint(ref.provenance(), training_fields(config), content_fingerprint(source), content_fingerprint(dev),
@@ -100,7 +118,7 @@ def train_teacher(
     if config.freeze_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     args = TrainingArguments(**epoch_selection_args(str(out), config.epochs, config.learning_rate, config.batch_size,
-                                                    config.seed, config.class_balance))
+                                                    config.seed, config.class_balance, config.dtype))
     balanced = {"compute_loss_func": WeightedCrossEntropy(balanced_class_weights(source["label"], task.num_labels))
                 } if config.class_balance else {}
     snapshots = EpochSnapshots(out / "epochs")
@@ -117,11 +135,14 @@ def train_teacher(
     trainer.train()
     metrics = trainer.evaluate()
     trainer.save_model(str(out / "best"))
-    for ckpt in out.glob("checkpoint-*"):  # the best model is saved; full checkpoints are not needed
-        shutil.rmtree(ckpt)
     info = {"base": ref.provenance(), "dev_accuracy": float(metrics["eval_accuracy"]), "dev_size": len(dev),
-            "train_size": len(source), "epoch_checkpoints": snapshots.files, "source": source_name}
-    (out / DONE_FILE).write_text(json.dumps(info, indent=2))
+            "train_size": len(source), "epoch_checkpoints": snapshots.files, "source": source_name,
+            "source_rows": source_rows, "dtype": config.dtype}
+    if writes_output(trainer):
+        for ckpt in out.glob("checkpoint-*"):  # the best model is saved; full checkpoints are not needed
+            shutil.rmtree(ckpt)
+        (out / DONE_FILE).write_text(json.dumps(info, indent=2))
+    trainer.accelerator.wait_for_everyone()  # the other processes label with the model it saved
     return Teacher(path=out, **info)
 
 
@@ -133,17 +154,19 @@ class EpochSnapshots(TrainerCallback):
         self.folder, self.files = folder, []
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        self.folder.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{len(self.files) + 1:03d}.safetensors"
-        save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad},
-                  str(self.folder / name))
+        if state.is_world_process_zero:  # under `accelerate launch` the processes hold the same weights
+            self.folder.mkdir(parents=True, exist_ok=True)
+            save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad},
+                      str(self.folder / name))
         self.files.append(f"{self.folder.name}/{name}")
 
 
 def predict_probs(model, tokenizer, ds: Dataset, task: TaskSpec, max_length: int = 128,
-                  batch_size: int = 64) -> np.ndarray:
-    """Softmax probabilities of a sequence classifier over ``ds``."""
-    logits = predict_logits(model, tokenizer, [list(ds[c]) for c in task.text_columns], max_length, batch_size)
+                  batch_size: int = 64, dtype: str = "float32") -> np.ndarray:
+    """Softmax probabilities of a sequence classifier over ``ds`` (under bf16 autocast with ``dtype``)."""
+    logits = predict_logits(model, tokenizer, [list(ds[c]) for c in task.text_columns], max_length, batch_size,
+                            dtype)
     return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
 
@@ -154,11 +177,11 @@ def label(ds: Dataset, task: TaskSpec, teacher: Teacher, max_length: int = 128) 
     tokenizer = AutoTokenizer.from_pretrained(str(teacher.path / "best"))
     model = on_accelerator(AutoModelForSequenceClassification.from_pretrained(str(teacher.path / "best"),
                                                                               use_safetensors=True))
-    probs = predict_probs(model, tokenizer, ds, task, max_length)
+    probs = predict_probs(model, tokenizer, ds, task, max_length, dtype=teacher.dtype)
     per_epoch = []
     for snap in teacher.epoch_checkpoints:  # the same model object, each epoch's trainable weights swapped in
         model.load_state_dict(load_file(str(teacher.path / snap)), strict=False)
-        per_epoch.append(predict_probs(model, tokenizer, ds, task, max_length))
+        per_epoch.append(predict_probs(model, tokenizer, ds, task, max_length, dtype=teacher.dtype))
     epochs = np.stack(per_epoch, axis=1) if per_epoch else probs[:, None, :]
     new = Dataset.from_dict(
         {

@@ -27,7 +27,12 @@ MODE_TEXT = {
 
 
 def save_results(folder: str | Path, results: dict) -> None:
-    """Write ``crossaug_student.json`` and (re-)render ``README.md`` from it."""
+    """Write ``crossaug_student.json`` and (re-)render ``README.md`` from it; under `accelerate launch` only the
+    main process writes (every process holds the same results)."""
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return
     folder = Path(folder)
     (folder / RESULTS_FILE).write_text(json.dumps(results, indent=2, default=str))
     card = mc_model_card if results.get("kind") == "multiple-choice" else model_card
@@ -74,6 +79,11 @@ def chosen_by(results: dict) -> str:
             if results.get("mode_from") == "recipe" else "")
 
 
+def precision(cfg: dict) -> str:
+    """What the Trainer computed in (students trained before the option existed: float32)."""
+    return "bfloat16 autocast" if cfg.get("dtype") == "bfloat16" else "float32"
+
+
 def model_card(results: dict):
     """A `huggingface_hub.ModelCard` rendered from ``results`` (validated by ``huggingface_hub``)."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -112,7 +122,7 @@ def model_card(results: dict):
     hyper = {"epochs": cfg["epochs"], "learning_rate": cfg["learning_rate"], "batch_size": cfg["batch_size"],
              "max_length": cfg["max_length"], "temperature": cfg["temperature"],
              "soft_weight": cfg.get("soft_weight", 1.0), "kd_formulation": cfg["kd_formulation"], "seed": cfg["seed"],
-             "freeze_embeddings": cfg["freeze_embeddings"],
+             "freeze_embeddings": cfg["freeze_embeddings"], "precision": precision(cfg),
              **({"class_balance": "gold rows' classes weighted equally (balanced)"} if balanced else {}),
              "training time (s)": results["timings"]["train_s"]}
     head = results.get("head") or {}
@@ -169,6 +179,7 @@ def mc_model_card(results: dict):
         limit=ev.get("limit"), sel=sel, base=base, embedded=base["name"] in EMBEDDED_ORIGINS, gold=results["gold"],
         dataset=results["dataset"], counts=results["counts"], recipe=results.get("recipe"),
         hyperparameters={k: cfg[k] for k in ("epochs", "learning_rate", "batch_size", "max_length", "seed",
-                                             "freeze_embeddings")} | {"training time (s)": results["timings"]["train_s"]},
+                                             "freeze_embeddings")}
+        | {"precision": precision(cfg), "training time (s)": results["timings"]["train_s"]},
         dev_history=", ".join(f"epoch {h['epoch']:g}: {h['accuracy']:.4f}" for h in sel["history"]) or "-",
     )

@@ -31,7 +31,7 @@ from ..config.base import check
 from ..config.student import StudentConfig
 from ..config.tasks import MultipleChoiceSpec, get_task
 from ..models.resolve import ENCODER_DEFAULT, resolve_model
-from ..models.training import one_line_load_errors
+from ..models.training import one_line_load_errors, training_dtype
 from ..utils.files import staged_output
 from .card import save_results
 from .frozen import BACKEND, HEAD_FILE, fit_frozen
@@ -55,6 +55,7 @@ def train_student(config: StudentConfig, dataset_ref, gold_source, dev=None, out
     """
     t0 = time.perf_counter()
     check(config, "student")
+    config = dataclasses.replace(config, dtype=training_dtype(config.dtype))  # the card names what ran
     if config.select_by == "target-dev" and dev is None:
         raise ValueError("select_by='target-dev' needs a target-language dev set (dev=...)")
     with staged_output(output_dir) as out:  # checked before the work; replaced only by a finished student

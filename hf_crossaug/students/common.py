@@ -15,7 +15,7 @@ from datasets import Dataset
 from ..config.student import DEFAULT_MODE, MC_DEFAULT_MODE, StudentConfig
 from ..config.tasks import MultipleChoiceSpec, TaskSpec, get_task, packaged_tasks
 from ..models.resolve import ENCODER_DEFAULT
-from ..models.training import balanced_class_weights, epoch_selection_args
+from ..models.training import balanced_class_weights, epoch_selection_args, training_dtype, writes_output
 from ..stages.source import check_hub_dataset, load_source, normalise
 from ..utils.files import BUILD_FILE
 from ..version import __version__
@@ -95,7 +95,7 @@ def student_args(config: StudentConfig, out: Path, **overrides) -> dict:
     """`TrainingArguments` fields shared by every student: evaluate and save each epoch, keep the best
     (``overrides`` replace single fields, e.g. the frozen-feature head's eval batch size)."""
     return epoch_selection_args(str(out / "checkpoints"), config.epochs, config.learning_rate, config.batch_size,
-                                config.seed, config.class_balance, **overrides)
+                                config.seed, config.class_balance, training_dtype(config.dtype), **overrides)
 
 
 def distillation_config(config: StudentConfig, out: Path, train_rows=None, num_labels: int | None = None,
@@ -126,7 +126,8 @@ def fit_best_epoch(trainer, out: Path) -> tuple[dict, str | None, list[dict], fl
     # The best epoch's model is loaded at the end of training; its dev scores are already in the log.
     best = next((h for h in evals if h.get("step") == best_step), None) or trainer.evaluate()
     trainer.save_model(str(out))
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    if writes_output(trainer):
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return best, best_ckpt, history, train_s
 
 
