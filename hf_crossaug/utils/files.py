@@ -78,16 +78,30 @@ def staged_output(out: str | Path) -> Iterator[Path]:
     records the folder's name while writing (a student's ``model_name``) records the final one."""
     out = Path(out)
     check_replaceable(out)
-    holder = out.with_name(f".{out.name}.crossaug-tmp-{os.getpid()}")
-    shutil.rmtree(holder, ignore_errors=True)  # our own leftover: the name carries this process's PID
+    run, distributed, finisher = _launch()
+    holder = out.with_name(f".{out.name}.crossaug-tmp-{run}")
+    if not distributed:  # our own leftover: the name carries this process's PID (ranks would race on it)
+        shutil.rmtree(holder, ignore_errors=True)
     tmp = holder / out.name
-    tmp.mkdir(parents=True)
+    tmp.mkdir(parents=True, exist_ok=distributed)
     (tmp / MARKER_FILE).touch()
     try:
         yield tmp
-        replace_output_folder(tmp, out)
+        if finisher:
+            replace_output_folder(tmp, out)
     finally:
-        shutil.rmtree(holder, ignore_errors=True)
+        if finisher:
+            shutil.rmtree(holder, ignore_errors=True)
+
+
+def _launch() -> tuple[str, bool, bool]:
+    """(staging id, distributed, whether this process finishes the output). Under ``accelerate launch`` /
+    torchrun (``WORLD_SIZE`` > 1) every rank must write into one folder -- the Trainer saves checkpoints on rank 0
+    and every rank loads the best one from there -- so the id is the launcher's (the ranks' parent) and rank 0
+    alone moves the finished folder into place."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return str(os.getppid()), True, int(os.environ.get("RANK", "0")) == 0
+    return str(os.getpid()), False, True
 
 
 class WorkLock:
