@@ -63,8 +63,8 @@ CHILD = textwrap.dedent(
     from hf_crossaug.stages.generate import GenerationConfig, LocalGenerator, generate
 
     class SlowGenerator(LocalGenerator):  # sleeping does not touch the RNG: results stay identical
-        def __call__(self, prompts):
-            out = super().__call__(prompts)
+        def __call__(self, prompts, *args, **kwargs):
+            out = super().__call__(prompts, *args, **kwargs)
             time.sleep(float(sys.argv[4]))
             return out
 
@@ -168,8 +168,11 @@ class FakeGenerator:
     def __init__(self, revision="r1"):
         self.ref = ModelRef("fake/model", "fake/model", revision)
 
-    def __call__(self, prompts):
+    def __call__(self, prompts, seeds=None, progress=None, field=None):
         return ["x"] * len(prompts), [1] * len(prompts)
+
+    def provenance(self) -> dict:
+        return self.ref.provenance()
 
 
 def work_folder(prompts, cfg, work, generator=None) -> str:

@@ -131,7 +131,10 @@ class ScriptedGenerator:
     def __init__(self):
         self.calls = 0
 
-    def __call__(self, prompts):
+    def provenance(self) -> dict:
+        return self.ref.provenance()
+
+    def __call__(self, prompts, seeds=None, progress=None, field=None):
         texts = []
         for p in prompts:
             self.calls += 1
