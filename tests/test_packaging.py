@@ -1,5 +1,5 @@
 """The wheel carries what an installed ``crossaug`` needs away from a checkout: every recipe (as
-``hf_crossaug/recipes/``), the seed data, the card templates and the metric scripts."""
+``hf_crossaug/recipes/``), the seed data, the task specs, the card templates and the metric scripts."""
 
 import shutil
 import subprocess
@@ -22,7 +22,8 @@ def test_wheel_carries_recipes_seed_data_templates_and_metrics(tmp_path):
     pkg = ROOT / "hf_crossaug"
     expected = {f"hf_crossaug/recipes/{p.name}" for p in (ROOT / "dataset_scripts").glob("*.yaml")}
     expected |= {f"hf_crossaug/{p.relative_to(pkg).as_posix()}" for pattern in
-                 ("seed_data/*.jsonl", "templates/*.md", "metrics/*/*.py", "**/*.py") for p in pkg.glob(pattern)
+                 ("seed_data/*.jsonl", "templates/*.md", "task_specs/*.yaml", "metrics/*/*.py", "**/*.py")
+                 for p in pkg.glob(pattern)
                  if "__pycache__" not in p.parts}
     assert len(expected) > 40
     assert not expected - names, f"missing from the wheel: {sorted(expected - names)}"
