@@ -309,10 +309,10 @@ def generate_live(task_name: str, label: str, domain: str, n: float, settings: S
 # ---------------------------------------------------------------- tab 3: classify
 
 def classify(text: str, text_pair: str, settings: Settings) -> dict:
-    """The student's probabilities for a sentence, or a premise/hypothesis pair, in any language."""
+    """The student's probabilities for a text, or a pair of texts (a pair task such as NLI), in any language."""
     text, text_pair = (text or "").strip(), (text_pair or "").strip()
     if not text:
-        raise gr.Error("type a sentence (or a premise) first")
+        raise gr.Error("type a text (for a pair task, its first text) first")
     try:
         model, _ = classifier(settings.student)
         task = student_task(settings.student, labels_of(model))
@@ -320,7 +320,8 @@ def classify(text: str, text_pair: str, settings: Settings) -> dict:
             raise ValueError(f"cannot tell the task of {settings.student} from its labels "
                              f"({', '.join(labels_of(model))}); train it with crossaug train")
         if len(task.text_columns) > 1 and not text_pair:
-            raise ValueError("this student is an NLI model: enter a hypothesis too")
+            first, second = task.text_columns
+            raise ValueError(f"this student classifies pairs ({first}, {second}): enter the {second} too")
         columns = dict(zip(task.text_columns, [[text], [text_pair]]))
         names, probs = probabilities(settings.student, task, columns)
     except (ValueError, FileNotFoundError, OSError) as exc:
@@ -375,8 +376,8 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             go.click(lambda t, y, d, k, p=gr.Progress(): generate_live(t, y, d, k, s, p), [task, glabel, domain, n],
                      [gtable, gnote], api_name="generate")
         with gr.Tab("Classify"):
-            text = gr.Textbox(label="sentence or premise (any language)")
-            pair = gr.Textbox(label="hypothesis (NLI students)")
+            text = gr.Textbox(label="text, or a pair task's first text, e.g. an NLI premise (any language)")
+            pair = gr.Textbox(label="second text of a pair task, e.g. an NLI hypothesis")
             run = gr.Button("Classify", variant="primary")
             probs = gr.Label(label="student probabilities")
             run.click(lambda a, b: classify(a, b, s), [text, pair], probs, api_name="classify")

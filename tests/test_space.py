@@ -107,8 +107,8 @@ def test_every_endpoint_answers(space, tmp_path):
 
 
 @pytest.mark.parametrize("api, args, message", [
-    ("/classify", ("", ""), "type a sentence"),
-    ("/classify", ("A man walks.", ""), "enter a hypothesis"),
+    ("/classify", ("", ""), "type a text"),
+    ("/classify", ("A man walks.", ""), "enter the hypothesis too"),
     ("/generate", ("nli", "happy", "a novel", 1), "unknown label 'happy'"),
     ("/generate", ("sentiment", "positive", "  ", 1), "describe a domain"),
     ("/browse", ("/nowhere/dataset", "div-k", "all"), "'/nowhere/dataset' is neither a Hub id (namespace/name) nor a folder under"),
