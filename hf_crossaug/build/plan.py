@@ -7,6 +7,7 @@ from the source, a translating route, self-training -- pick stages here; nothing
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -64,7 +65,7 @@ def generate_stage(desc: str) -> Stage:
 
 def _first_prompts(rows: Dataset, ctx: Context):
     r, task, gen = ctx.recipe, ctx.task, ctx.generation
-    ctx.log(f"[1/3] generating {r.per_class} premises over {len(r.domain_list)} domains")
+    ctx.log(f"[1/3] generating {r.per_class} {task.first_column!r} values over {len(r.domain_list)} domains")
     return premise_prompts(task, ctx.shots, r.per_class, r.domain_list, ctx.style, gen.n_shots, gen.seed), {}
 
 
@@ -256,8 +257,6 @@ def labelled(rows: Dataset, view: Dataset, ctx: Context, teacher) -> Dataset:
 
 
 def _teacher(rows: Dataset, ctx: Context):
-    import time
-
     ctx.log(f"[3/3] training the teacher on {len(ctx.teacher_rows)} source rows and labelling {len(rows)} "
             "generations")
     t = time.perf_counter()
