@@ -61,15 +61,30 @@ def test_breaker_opens_on_a_streak_not_on_sparse_faults_and_probes_half_open():
     assert [breaker.record(True, now=300.0) for _ in range(5)] == [False] * 4 + [True]
     assert breaker.wait(300.5) == pytest.approx(0.5)
     assert breaker.wait(301.0) == 0.0  # half-open: one probe may go
-    breaker.on_send()
+    assert breaker.on_send()  # the probe
     assert breaker.wait(301.0) is None  # ... and only one
-    assert breaker.record(True, now=301.5)  # the probe failed: open again, twice as long
+    assert not breaker.record(True, now=301.2)  # a request sent before it opened times out: says nothing of now
+    assert not breaker.record(False, now=301.3) and breaker.wait(301.3) is None  # ... nor does a late answer
+    assert breaker.record(True, now=301.5, probe=True)  # the probe failed: open again, twice as long
     assert breaker.wait(301.5) == pytest.approx(2.0)
     assert breaker.wait(303.5) == 0.0
-    breaker.on_send()
-    assert not breaker.record(False, now=303.6) and not breaker.is_open  # the probe succeeded: closed
+    assert breaker.on_send()
+    assert not breaker.record(False, now=303.6, probe=True) and not breaker.is_open  # the probe succeeded: closed
     opened = [breaker.record(i % 3 != 2, now=400.0) for i in range(12)]  # 2 of 3 fail, never 5 in a row
     assert opened.count(True) == 1 and breaker.is_open and breaker.trips == 3
+
+
+def test_a_bursts_failures_in_a_row_do_not_trip_while_more_were_in_flight():
+    """Errors come back before answers: 5 failures of a burst of 64 arrive in a row and say nothing of the
+    replica; a streak longer than what is in flight does (a dead server fails them all)."""
+    breaker = Breaker(threshold=5, window=20)
+    for i in range(30):
+        breaker.record(False, now=float(i), in_flight=64)
+    assert not any(breaker.record(True, now=40.0, in_flight=64 - i) for i in range(8))
+    assert not breaker.is_open
+    for i in range(20):
+        breaker.record(False, now=41.0, in_flight=60)
+    assert [breaker.record(True, now=42.0, in_flight=3) for _ in range(5)] == [False] * 4 + [True]
 
 
 def test_dispatch_skips_replicas_out_of_rotation_and_waits_for_a_probe():

@@ -287,7 +287,7 @@ class EndpointGenerator:
             except BaseException:
                 self.limit.release()
                 raise
-            replica.breaker.on_send()
+            probe = replica.breaker.on_send()
             run.sent.add(key)
             sent = structured.plain(body) if self._schema_refused else body  # decided now, not before the wait
             replica.in_flight += 1
@@ -309,14 +309,14 @@ class EndpointGenerator:
                 self.limit.release()
             now = time.monotonic()
             if failure is None:
-                replica.breaker.record(False, now)
+                replica.breaker.record(False, now, probe, replica.in_flight)
                 self.limit.on_latency(now - sent_at)
                 self.cache.put(key, answer)
                 self.stats["answered"] += 1
                 self.stats["prompt_tokens"] += answer["prompt_tokens"]
                 self.stats["completion_tokens"] += answer["completion_tokens"]
                 return answer
-            self._note_failure(replica, failure, now)
+            self._note_failure(replica, failure, now, probe)
             if structured.refused(failure, sent):  # again at once as plain text; not a retry of the request
                 if not self._schema_refused:
                     logger.warning("%s refused response_format (%s: %s); asking for plain text from now on",
@@ -346,9 +346,9 @@ class EndpointGenerator:
             replica, wait = pick_replica(self.replicas, time.monotonic())
         return replica
 
-    def _note_failure(self, replica: Replica, failure: RequestFailed, now: float) -> None:
+    def _note_failure(self, replica: Replica, failure: RequestFailed, now: float, probe: bool) -> None:
         """What one failed try says about the replica (down? paused?) and the server's load (429: too much)."""
-        if replica.breaker.record(failure.reason in DOWN_REASONS, now):
+        if replica.breaker.record(failure.reason in DOWN_REASONS, now, probe, replica.in_flight):
             logger.info("replica %s out of rotation for %.1fs after %s", replica.name,
                         replica.breaker.open_until - now, failure.reason)
         if failure.retry_after is not None:  # the server said when to come back: nothing goes there before
