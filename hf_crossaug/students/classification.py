@@ -35,7 +35,8 @@ from ..models.training import one_line_load_errors, training_dtype
 from ..utils.files import staged_output
 from .card import save_results
 from .frozen import BACKEND, HEAD_FILE, fit_frozen
-from .common import (build_info, dataset_hub_id, distillation_config, fit_best_epoch, gold_and_dev, infer_task,
+from .card_data import dataset_hub_id
+from .common import (build_info, distillation_config, fit_best_epoch, gold_and_dev, infer_task,
                      source_columns,
                      recommended_mode, results_dict, synthetic)
 from .multiple_choice import train_mc_student

@@ -14,16 +14,13 @@ from datasets import Dataset
 
 from ..config.student import DEFAULT_MODE, MC_DEFAULT_MODE, StudentConfig
 from ..config.tasks import MultipleChoiceSpec, TaskSpec, get_task, packaged_tasks
-from ..models.resolve import ENCODER_DEFAULT
 from ..models.training import balanced_class_weights, epoch_selection_args, training_dtype, writes_output
 from ..stages.source import check_hub_dataset, load_source, normalise
 from ..utils.files import BUILD_FILE
 from ..version import __version__
+from .card_data import EMBEDDED_ORIGINS
 from .modes import load_synthetic
 from .trainer import DistillationConfig
-
-# Hub ids of the models the embedded aliases are converted from (for the card's base_model field).
-EMBEDDED_ORIGINS = {ENCODER_DEFAULT: "intfloat/multilingual-e5-small"}
 
 
 def build_info(dataset_ref) -> dict:
@@ -136,15 +133,6 @@ def synthetic(dataset_ref, name: str) -> Dataset:
     if isinstance(dataset_ref, Mapping):
         return dataset_ref[name]
     return load_synthetic(dataset_ref, name)
-
-
-def dataset_hub_id(dataset_ref, info: dict) -> str | None:
-    """The Hub id of the training dataset: the id itself, or the repo a local build says it belongs to."""
-    if not isinstance(dataset_ref, (str, Path)):
-        return None
-    if not Path(dataset_ref).expanduser().exists():
-        return str(dataset_ref)
-    return info.get("repo_id")
 
 
 def hub_id(ref) -> str | None:

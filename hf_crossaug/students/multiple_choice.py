@@ -21,7 +21,8 @@ from ..models.resolve import ENCODER_DEFAULT, resolve_model
 from ..config.student import MC_MODES as MODES
 from ..config.tasks import MultipleChoiceSpec
 from ..models.training import one_line_load_errors
-from .common import (dataset_hub_id, fit_best_epoch, gold_and_dev, results_dict, source_columns, student_args,
+from .card_data import dataset_hub_id
+from .common import (fit_best_epoch, gold_and_dev, results_dict, source_columns, student_args,
                      synthetic)
 from ..config.select import RAW
 

@@ -31,7 +31,8 @@ exact even when micro-batches hold different numbers of counted rows (a per-micr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import torch
@@ -39,6 +40,8 @@ import torch.nn.functional as F
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
 from ..config.student import KD_FORMULATIONS
+from .card import student_card
+from .card_data import StudentCardData
 
 __all__ = [
     "DistillationConfig",
@@ -150,15 +153,16 @@ def _counted_rows(batch: dict[str, Any]) -> torch.Tensor:
 class DistillationTrainer(Trainer):
     """`Trainer` whose loss is CE on gold rows + KL to teacher soft labels on synthetic rows (see module docstring).
 
-    Train/evaluate/save/resume/PEFT are the stock Trainer's; only the loss and the row count for gradient
-    accumulation change. Needs a `DistillationConfig`.
+    Train/evaluate/save/resume/PEFT are the stock Trainer's; only the loss, the row count for gradient
+    accumulation and the model card change. Needs a `DistillationConfig`. ``card_data`` (a `StudentCardData`) is what
+    `create_model_card` (and so ``push_to_hub``) renders; None: a minimal one built from the trainer itself.
     """
 
     # compute_loss divides by the counted rows of the whole accumulated batch (see get_batch_samples).
     loss_is_scaled_for_ga = True
 
     def __init__(self, model=None, args: DistillationConfig | None = None, data_collator=None, train_dataset=None,
-                 eval_dataset=None, processing_class=None, **kwargs):
+                 eval_dataset=None, processing_class=None, card_data: StudentCardData | None = None, **kwargs):
         if args is None:
             args = DistillationConfig(output_dir="tmp_trainer")
         if not isinstance(args, DistillationConfig):
@@ -167,6 +171,30 @@ class DistillationTrainer(Trainer):
             data_collator = DistillationCollator(processing_class)
         super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
                          eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
+        self.card_data = card_data
+
+    def create_model_card(self, language: str | None = None, license: str | None = None,
+                          tags: str | list[str] | None = None, model_name: str | None = None,
+                          finetuned_from: str | None = None, tasks: str | list[str] | None = None,
+                          dataset_tags: str | list[str] | None = None, dataset: str | list[str] | None = None,
+                          dataset_args: str | list[str] | None = None) -> None:
+        """Write ``README.md`` in ``args.output_dir``: the distillation card (loss, KD settings, citations) that
+        ``crossaug train`` writes too, instead of the Trainer's generic draft (TRL's trainers do the same).
+
+        The arguments are `transformers.Trainer.create_model_card`'s (``push_to_hub`` passes them on); each given
+        one overrides ``card_data``'s field. ``tasks``, ``dataset_tags`` and ``dataset_args`` are accepted and
+        ignored: the card's task and metrics come from the card data.
+        """
+        if not self.is_world_process_zero():
+            return
+        data = self.card_data or StudentCardData.from_trainer(self, model_name)
+        listed = (lambda v: [v] if isinstance(v, str) else list(v or []))
+        given = {"language": language, "license": license, "model_name": model_name, "datasets": listed(dataset),
+                 "tags": [*data.tags, *(t for t in listed(tags) if t not in data.tags)],
+                 "base_model": {**data.base_model, "hub_id": finetuned_from} if finetuned_from else None}
+        data = replace(data, **{k: v for k, v in given.items() if v})
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        student_card(data).save(os.path.join(self.args.output_dir, "README.md"))
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         """Replace the Trainer's ``labels != -100`` count by the counted rows (soft rows included) of all batches."""
