@@ -89,6 +89,9 @@ def test_the_teacher_reads_source_limit_rows_and_both_cards_say_so(tiny_llm_dir,
     card = DatasetCard.load(tmp_path / "out" / "README.md").text
     assert "(30 labelled rows for the prompts; the teacher read 90 rows of it (`teacher.source_limit`)" in card
     assert f"- precision: {dtype}{' autocast' if dtype == 'bfloat16' else ''} (training and labelling)" in card
+    history = teacher["dev_history"]  # dev accuracy after every epoch, the best one kept
+    assert len(history) == teacher["epochs"] == recipe.teacher.epochs and round(teacher["dev_accuracy"], 4) == max(history)
+    assert f"(after each epoch: {', '.join(map(str, history))}; the best epoch kept)" in card
 
     cfg = StudentConfig(model=str(tiny_encoder_dir), mode="T-top-k", epochs=1, batch_size=8, max_length=48,
                         limit=24, dtype="auto")

@@ -45,11 +45,14 @@ class Teacher:
     source: str
     source_rows: int | None = None  # rows read from the source, dev hold-out included (None: cached before it)
     dtype: str = "float32"  # the precision it was trained and labels in (teachers cached before it were fp32)
+    dev_history: list[float] | None = None  # dev accuracy after each epoch (None: cached before it was kept)
+    train_s: float | None = None  # training wall time, seconds (its own figure when read from the cache)
 
     def card_fields(self) -> dict:
         return {"base_model": self.base, "source": self.source, "source_rows": self.source_rows,
                 "dev_accuracy": self.dev_accuracy, "dev_size": self.dev_size, "train_size": self.train_size,
-                "epochs": len(self.epoch_checkpoints), "dtype": self.dtype}
+                "epochs": len(self.epoch_checkpoints), "dtype": self.dtype,
+                **({"dev_history": self.dev_history} if self.dev_history is not None else {})}
 
 
 def training_fields(config: TeacherConfig) -> dict:
@@ -132,12 +135,14 @@ def train_teacher(
         callbacks=[snapshots], **balanced,
     )
     trainer_progress(trainer, "teacher")
-    trainer.train()
+    train_s = trainer.train().metrics.get("train_runtime")
+    history = [round(float(h["eval_accuracy"]), 4) for h in trainer.state.log_history if "eval_accuracy" in h]
     metrics = trainer.evaluate()
     trainer.save_model(str(out / "best"))
     info = {"base": ref.provenance(), "dev_accuracy": float(metrics["eval_accuracy"]), "dev_size": len(dev),
             "train_size": len(source), "epoch_checkpoints": snapshots.files, "source": source_name,
-            "source_rows": source_rows, "dtype": config.dtype}
+            "source_rows": source_rows, "dtype": config.dtype, "dev_history": history,
+            "train_s": round(train_s, 1) if train_s is not None else None}
     if writes_output(trainer):
         for ckpt in out.glob("checkpoint-*"):  # the best model is saved; full checkpoints are not needed
             shutil.rmtree(ckpt)
