@@ -66,8 +66,9 @@ from hf_crossaug.students.frozen import FeatureCache, predict, train_head
 from hf_crossaug.students.modes import build_training_set, load_synthetic
 
 from benchmarks.extras import require
-from benchmarks.reproduce_report import LEVER_SRC, lever_src, markdown, write
+from benchmarks.reproduce_report import LEVER_SRC, PLAIN_TEACHER, lever_src, markdown, write
 from benchmarks.reproduce_stats import permutation_p, summarise, top_class_share
+from benchmarks.reproduce_teacher import strong_teacher, teacher_correct
 from benchmarks.student_cache import StudentCache, data_digest
 from benchmarks.reproduce_tasks import (
     BALANCED_ROWS,
@@ -81,7 +82,10 @@ from benchmarks.reproduce_tasks import (
     ROWS,
     STUDENT_LEVER_ROWS,
     TASKS,
+    STRONG,
+    STRONG_ROWS,
     TEACHER_LEVER_ROWS,
+    TEACHER_ROW,
     VOLUME_CONFIG,
     VOLUME_ROWS,
     k_name,
@@ -131,6 +135,10 @@ def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int
                                    finetune=FinetuneConfig(epochs=1, learning_rate=1e-3, batch_size=8, max_length=96))
     if seed is not None:
         recipe = recipe.with_overrides(seed=seed)
+    if args.dtype:  # teacher precision (the students': finetune_correct)
+        recipe.teacher = dataclasses.replace(recipe.teacher, dtype=args.dtype)
+    if lever == STRONG:  # after the seed: its teacher is pinned to one seed, shared by every build
+        recipe = strong_teacher(recipe, args.strong_teacher_epochs)
     name = (f"{recipe.name}-bench" + (f"-{lever}" if lever else "") + (f"-seed{seed}" if seed is not None else "")
             + (f"-k{k_name(k)}" if k else ""))
     summary = build_dataset(recipe.validate(), Path(args.work) / name, Path(args.work) / recipe.name, log=log)
@@ -151,6 +159,7 @@ def finetune_correct(row: str, seed: int, args, task, gold, synthetic_: dict, de
 
     cfg = StudentConfig(model=args.student_model, mode=row, task=task.name, epochs=args.student_epochs, seed=seed,
                         config=config, **({"learning_rate": args.student_lr} if args.student_lr else {}),
+                        **({"dtype": args.dtype} if args.dtype else {}),
                         **(overrides or {}))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "student"
@@ -247,7 +256,8 @@ class TaskRun:
                      "volume": volume, "data_digest": data_digest(synthetic_, gold_), "model": args.student_model,
                      "epochs": args.student_epochs, "lr": args.student_lr, "data": str(self.data),
                      **{k: spec[k] for k in ("source", "dev", "targets")},
-                     **{k: getattr(args, k) for k in ("source_limit", "dev_limit", "target_limit")}}
+                     **{k: getattr(args, k) for k in ("source_limit", "dev_limit", "target_limit")},
+                     **({"dtype": args.dtype} if args.dtype else {})}
             return self.students.get(parts, lambda: finetune_correct(row, seed, args, self.task, gold_, synthetic_,
                                                                      self.dev, self.targets, config, overrides))
         rows = build_training_set(row, gold_, synthetic_, self.task, seed=seed, config=config)
@@ -261,7 +271,7 @@ class TaskRun:
         per_seed = []
         for seed in range(self.args.seeds):
             _, _, synthetic_, gold_ = self.built(seed, lever, k)
-            config = None
+            config = RAW if row == "T-all" else None  # every kept generation, with its soft labels
             if volume is not None:  # a seeded share of every kept generation; T-all reads it as its config
                 synthetic_, config = volume_share(synthetic_, volume, seed)
             mode = "T-rand-k" if row == "T-all" else row  # a T- mode reads its config whole: the share
@@ -302,7 +312,7 @@ class TaskRun:
     def main_rows(self) -> None:
         """The paper's rows (SRC and SRC+GEN always: the significance tests compare with them)."""
         t, build_before = time.perf_counter(), self.timings["build_s"]
-        order = dict.fromkeys(FINETUNE_ROWS + ROWS if self.args.student == "finetune" else ROWS)
+        order = dict.fromkeys((FINETUNE_ROWS if self.args.student == "finetune" else []) + ROWS + ["T-all"])
         self.run_rows([r for r in order if r in {"SRC", "SRC+GEN", *self.args.rows}])
         self.save_features()
         self.timings["students_s"] = time.perf_counter() - t - (self.timings["build_s"] - build_before)
@@ -314,9 +324,12 @@ class TaskRun:
         for lever in self.args.levers:
             t = time.perf_counter()
             _, lsummary, _, _ = self.built(0, lever)
-            rows = {"balanced": BALANCED_ROWS, "self-train": TEACHER_LEVER_ROWS}.get(lever, LEVER_ROWS)
+            rows = {"balanced": BALANCED_ROWS, "self-train": TEACHER_LEVER_ROWS, STRONG: STRONG_ROWS}.get(lever,
+                                                                                                       LEVER_ROWS)
             self.run_rows([r for r in rows if self.args.lever_rows is None or r in self.args.lever_rows], lever,
                           overrides=LEVER_STUDENT.get(lever))
+            if lever == STRONG:
+                self.teacher_row(lever, lsummary["stats"]["teacher"])
             self.save_features()
             stats = lsummary["stats"]
             self.levers[lever] = {"rows": lsummary["rows"], "counts": stats["counts"],
@@ -325,6 +338,18 @@ class TaskRun:
                                   "teacher": stats["teacher"], "timings": stats["timings"],
                                   "seconds": round(time.perf_counter() - t, 1)}
             self.save_checkpoint()
+
+    def teacher_row(self, lever: str, fields: dict) -> None:
+        """The lever's teacher on the targets, as a row (one teacher shared by the seeds: one entry)."""
+        preds = teacher_correct(Path(self.args.work), fields, self.task, self.targets, self.recipe.teacher.max_length)
+        key, accs = f"{TEACHER_ROW} [{lever}]", {"seed": 0, "train_rows": fields["train_size"],
+                                                 "top_class_share": top_class_share(preds.values())}
+        for lang, ds in self.targets.items():
+            ok = preds[lang] == np.asarray(ds["label"])
+            self.correct.setdefault(key, {})[lang] = [ok]
+            accs[lang] = float(ok.mean() * 100)
+        self.results[key] = summarise([accs], list(self.targets))
+        self.log(f"{self.name} {key:22s} " + "  ".join(f"{k} {v:.2f}" for k, v in self.results[key]["mean"].items()))
 
     def curve_rows(self) -> None:
         """The k curve, the volume curve and the student-lever rows, on the --curves-on lever's build."""
@@ -361,6 +386,9 @@ def result_dict(task_name, args, spec, data, summary, recipe, gold, dev, targets
     for row in results:
         results[row]["p_vs"] = {base: permutation_p(pooled[row], pooled[base], args.permutations)
                                 for base in ("SRC+GEN", "SRC") if base != row and base in pooled}
+        plain = row.replace(f" [{STRONG}]", "")  # the same row with the plain build's teacher, if it ran
+        if plain != row and plain in pooled:
+            results[row]["p_vs"][PLAIN_TEACHER] = permutation_p(pooled[row], pooled[plain], args.permutations)
         own = lever_src(row, pooled)  # a lever that retrains SRC (balanced)
         if own:
             results[row]["p_vs"][LEVER_SRC] = permutation_p(pooled[row], pooled[own], args.permutations)

@@ -18,6 +18,7 @@ STUDENT_ONLY_SEEDS = ("the student only (initialisation, data order) and the SRC
 # a student whose target predictions are this much one class counts as "one-class" in the table
 ONE_CLASS = 0.95
 LEVER_SRC = "SRC, same lever"  # p_vs key: a lever row against the SRC row of the same lever
+PLAIN_TEACHER = "same row, plain teacher"  # p_vs key: a strong-teacher row against the row with the plain teacher
 
 # XNLI dev accuracy from the paper (XLM-R large, SNLI 15K source), as quoted in ../shared/data/README.md.
 PAPER = {
@@ -70,6 +71,9 @@ def markdown(res: dict) -> str:
     own = any(LEVER_SRC in r["p_vs"] for r in res["rows"].values())  # a lever that retrains SRC (balanced)
     if own:
         head.append("p vs its lever's SRC")
+    plain = any(PLAIN_TEACHER in r["p_vs"] for r in res["rows"].values())  # strong-teacher rows
+    if plain:
+        head.append("p vs the same row, plain teacher")
     if by_seed:
         head += ["p vs SRC (seeds)", *["p vs its lever's SRC (seeds)"] * own]
     if shares:
@@ -79,7 +83,8 @@ def markdown(res: dict) -> str:
     lines = [*caption, "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row, r in res["rows"].items():
         cells = [row, *(f"{r['mean'][k]:.2f} ± {r['std'][k]:.2f}" for k in [*langs, "avg"])]
-        cells += [f"{r['p_vs'][b]:.3f}" if b in r["p_vs"] else "—" for b in ("SRC+GEN", "SRC", *[LEVER_SRC] * own)]
+        cells += [f"{r['p_vs'][b]:.3f}" if b in r["p_vs"] else "—"
+                  for b in ("SRC+GEN", "SRC", *[LEVER_SRC] * own, *[PLAIN_TEACHER] * plain)]
         if by_seed:
             bases = ["SRC", *[lever_src(row, res["rows"])] * own]
             cells += [f"{p:.3f}" if (p := seed_p(res, row, b) if b else None) is not None else "—" for b in bases]

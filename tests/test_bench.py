@@ -186,7 +186,10 @@ def tiny_bench(tmp_path_factory, tiny_llm_dir, tiny_encoder_dir):
             recipe = recipe.with_overrides(seed=seed)
         if k is not None:
             recipe = recipe.with_overrides(k=k)
-        name = "tiny-bench" + (f"-seed{seed}" if seed is not None else "") + (f"-k{k}" if k else "")
+        if lever == reproduce.STRONG:  # the lever's own recipe change (the rest of its build is the plain one's)
+            recipe = reproduce.strong_teacher(recipe, args.strong_teacher_epochs)
+        name = ("tiny-bench" + (f"-{lever}" if lever else "") + (f"-seed{seed}" if seed is not None else "")
+                + (f"-k{k}" if k else ""))
         summary = build_dataset(recipe, Path(args.work) / name, Path(args.work) / "work", log=lambda m: None)
         return Path(args.work) / name, summary
 
@@ -293,6 +296,34 @@ def test_lever_rows_runs_only_the_named_rows_of_a_lever(tiny_bench):
     reproduce.main([*common, "--seeds", "1", "--tag=-lever-rows", "--levers", "balanced", "--lever-rows", "SRC"])
     rows = json.loads((tmp / "results" / "reproduce-sentiment-lever-rows.json").read_text())["rows"]
     assert [r for r in rows if "[balanced]" in r] == ["SRC [balanced]"]
+
+
+def test_the_strong_teacher_is_trained_once_on_the_whole_source_and_scored_on_the_targets(tiny_bench):
+    """Issue #28: the lever's teacher reads every source row (the students keep 30), one teacher serves every
+    pipeline seed, its T rows are compared with the same rows under the plain teacher, and the teacher itself is a
+    row on the targets."""
+    common, _, tmp = tiny_bench
+    reproduce.main([*common, "--seeds", "2", "--pipeline-seeds", "--tag=-strong", "--rows", "SRC", "T-div-k", "T-all",
+                    "--levers", "strong-teacher", "--lever-rows", "T-div-k", "T-all", "--permutations", "20"])
+    res = json.loads((tmp / "results" / "reproduce-sentiment-pipeline-seeds-strong.json").read_text())
+    rows, teacher = res["rows"], res["levers"]["strong-teacher"]["teacher"]
+    source_rows = len((tmp / "data" / reproduce.TASKS["sentiment"]["source"]).read_text().splitlines())
+    assert teacher["source_rows"] == source_rows > 30 and teacher["train_size"] > 30
+    assert res["models"]["teacher"]["train_size"] < 30  # the plain build's teacher: the students' 30 rows
+    builds = res["pipeline_builds"]  # one teacher for both seeds' strong builds (pinned seed, same rows)
+    assert builds["seed 42 [strong-teacher]"]["teacher_dev_accuracy"] == builds["seed 43 [strong-teacher]"][
+        "teacher_dev_accuracy"]
+    strong = [json.loads(p.read_text()) for p in (tmp / "work").rglob("teacher-*/teacher.json")]
+    assert sum(t["train_size"] == teacher["train_size"] for t in strong) == 1
+    assert [r for r in rows if "strong" in r] == ["T-div-k [strong-teacher]", "T-all [strong-teacher]",
+                                                  "teacher zero-shot [strong-teacher]"]
+    gold, raw = rows["SRC"]["seeds"][0]["train_rows"], res["pipeline_builds"]["seed 42"]["rows"]["raw"]
+    assert rows["T-all"]["seeds"][0]["train_rows"] == gold + raw  # every generation, soft labels
+    assert reproduce.PLAIN_TEACHER in rows["T-div-k [strong-teacher]"]["p_vs"]
+    zero_shot = rows["teacher zero-shot [strong-teacher]"]
+    assert len(zero_shot["seeds"]) == 1 and 0 <= zero_shot["mean"]["avg"] <= 100
+    assert "p vs the same row, plain teacher" in (tmp / "results" / "reproduce-sentiment-pipeline-seeds-strong.md"
+                                                  ).read_text()
 
 
 def test_curves_of_several_runs_join_in_one_figure(tmp_path):
