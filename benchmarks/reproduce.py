@@ -42,9 +42,7 @@ checked before any work. The command line, tasks, scales and levers: `reproduce_
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,37 +51,32 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file (python benchmarks/reproduce.py): import the package from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hf_crossaug.build.export import build_dataset
-from hf_crossaug.config.recipe import Recipe, SourceConfig
-from hf_crossaug.config.select import RAW
-from hf_crossaug.config.student import StudentConfig
-from hf_crossaug.models.embed import SentenceEmbedder
-from hf_crossaug.models.resolve import file_sha256
-from hf_crossaug.stages.daftt import DafttConfig
-from hf_crossaug.stages.finetune import FinetuneConfig
-from hf_crossaug.stages.source import load_source
-from hf_crossaug.students.frozen import FeatureCache, predict, train_head
-from hf_crossaug.students.modes import build_training_set, load_synthetic
-
 from benchmarks.extras import require
-from benchmarks.reproduce_report import LEVER_SRC, PLAIN_TEACHER, lever_src, markdown, write
+from benchmarks.reproduce_models import (  # noqa: F401
+    build,
+    finetune_correct,
+    strong_teacher,
+    teacher_correct,
+)
+from benchmarks.reproduce_report import (
+    LEVER_SRC,
+    PLAIN_TEACHER,
+    lever_src,
+    markdown,
+    write,
+)
 from benchmarks.reproduce_stats import permutation_p, summarise, top_class_share
-from benchmarks.reproduce_teacher import strong_teacher, teacher_correct
-from benchmarks.student_cache import StudentCache, data_digest
 from benchmarks.reproduce_tasks import (
     BALANCED_ROWS,
-    DAFTT_ROWS,
     FINETUNE_ROWS,
     LEVER_ROWS,
     LEVER_STUDENT,
-    LEVERS,
     PIPELINE_SEED_BASE,
-    ROOT,
     ROWS,
-    STUDENT_LEVER_ROWS,
-    TASKS,
     STRONG,
     STRONG_ROWS,
+    STUDENT_LEVER_ROWS,
+    TASKS,
     TEACHER_LEVER_ROWS,
     TEACHER_ROW,
     VOLUME_CONFIG,
@@ -94,80 +87,20 @@ from benchmarks.reproduce_tasks import (
     student_info,
     task_args,
 )
+from benchmarks.student_cache import StudentCache, data_digest
+from hf_crossaug.config.recipe import Recipe
+from hf_crossaug.config.select import RAW
+from hf_crossaug.models.embed import SentenceEmbedder
+from hf_crossaug.models.resolve import file_sha256
+from hf_crossaug.stages.source import load_source
+from hf_crossaug.students.frozen import FeatureCache, predict, train_head
+from hf_crossaug.students.modes import build_training_set, load_synthetic
 
 OPTIONAL = ("matplotlib", "scipy")  # the plots at every checkpoint; the seed-level t-test
 
 
 def file_info(path: Path) -> dict:
     return {"path": str(path), "sha256": file_sha256(path)}
-
-
-def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int | None = None,
-          k: int | None = None) -> tuple[Path, dict]:
-    """The synthetic dataset at the benchmark's scale (cached in ``args.work``), optionally with a lever;
-    ``seed`` (pipeline seeds) reseeds every stage of the build; ``k`` replaces the selection's k (k curve)."""
-    recipe = Recipe.from_yaml(ROOT / "dataset_scripts" / f"{spec['recipe']}.yaml")
-    recipe = recipe.with_overrides(per_class=args.per_class, k=k or args.k)
-    # the shared copies are normalised (label names of the task): no label_column / label_map from the recipe
-    recipe.source = SourceConfig(path=str(data / spec["source"]), limit=args.source_limit)
-    recipe.dev = SourceConfig(path=str(data / spec["dev"]), limit=args.dev_limit)
-    recipe.teacher = dataclasses.replace(recipe.teacher, epochs=args.teacher_epochs,
-                                         **({"learning_rate": args.teacher_lr} if args.teacher_lr else {}))
-    recipe.selection = dataclasses.replace(recipe.selection, n_clusters=args.clusters)
-    # the published tables were generated in bf16: pinned, so the recipe's ``auto`` cannot switch them to fp32
-    recipe.generation = dataclasses.replace(recipe.generation, shard_size=128, dtype=args.generation_dtype,
-                                            **(LEVERS.get(lever) or {}))
-    recipe.translate = dataclasses.replace(recipe.translate, dtype=args.generation_dtype)
-    if lever == "no-domain":
-        style = recipe.generation.prompt_style
-        task = recipe.task_spec
-        recipe.templates = {k: v.replace(" from {domain}", "") for k, v in task.templates.items()
-                            if k.startswith(style) and "{domain}" in v}
-        if any("{domain}" in v for v in recipe.templates.values()):
-            raise ValueError(f"no-domain lever: cannot strip the domain from {recipe.templates}")
-    if lever == "self-train":
-        recipe.teacher = dataclasses.replace(recipe.teacher, self_training_rounds=1)
-    # the published tables' teachers were trained unweighted: pinned, so a recipe's class_balance default cannot
-    # switch them (the balanced lever turns it on)
-    recipe.teacher = dataclasses.replace(recipe.teacher, class_balance=lever == "balanced")
-    if lever == "daftt":
-        recipe.daftt = DafttConfig(mode="generate", train_rows=min(DAFTT_ROWS, args.source_limit),
-                                   finetune=FinetuneConfig(epochs=1, learning_rate=1e-3, batch_size=8, max_length=96))
-    if seed is not None:
-        recipe = recipe.with_overrides(seed=seed)
-    if args.dtype:  # teacher precision (the students': finetune_correct)
-        recipe.teacher = dataclasses.replace(recipe.teacher, dtype=args.dtype)
-    if lever == STRONG:  # after the seed: its teacher is pinned to one seed, shared by every build
-        recipe = strong_teacher(recipe, args.strong_teacher_epochs)
-    name = (f"{recipe.name}-bench" + (f"-{lever}" if lever else "") + (f"-seed{seed}" if seed is not None else "")
-            + (f"-k{k_name(k)}" if k else ""))
-    summary = build_dataset(recipe.validate(), Path(args.work) / name, Path(args.work) / recipe.name, log=log)
-    return Path(args.work) / name, summary
-
-
-
-def finetune_correct(row: str, seed: int, args, task, gold, synthetic_: dict, dev, targets: dict,
-                     config: str | None = None, overrides: dict | None = None) -> tuple[int, dict]:
-    """One fine-tuned student (`train_student`, the whole flow of ``crossaug train``): training rows and
-    per-language predictions on the targets. ``config`` / ``overrides``: the synthetic config the
-    mode reads and `StudentConfig` fields (levers)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from hf_crossaug.models.training import on_accelerator
-    from hf_crossaug.students.classification import train_student
-    from hf_crossaug.students.evaluate import predict as predict_model
-
-    cfg = StudentConfig(model=args.student_model, mode=row, task=task.name, epochs=args.student_epochs, seed=seed,
-                        config=config, **({"learning_rate": args.student_lr} if args.student_lr else {}),
-                        **({"dtype": args.dtype} if args.dtype else {}),
-                        **(overrides or {}))
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "student"
-        res = train_student(cfg, synthetic_, gold, dev, out, log=lambda m: None)
-        model = on_accelerator(AutoModelForSequenceClassification.from_pretrained(out, use_safetensors=True).eval())
-        tokenizer = AutoTokenizer.from_pretrained(out)
-        preds = {lang: predict_model(model, tokenizer, ds, task, cfg.max_length) for lang, ds in targets.items()}
-    return res["counts"]["total"], preds
 
 
 def row_suffix(lever: str | None = None, k: int | None = None, volume: float | None = None,
