@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # run as a file (python benchmarks/bench_scale.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.extras import require  # noqa: E402
+from benchmarks.memory import PeakRSS  # noqa: E402
 
 REQUIRED = ("openai", "aiohttp", "datasets", "torch")  # checked before any work (torch: bench_servers)
 require("benchmarks.bench_scale", REQUIRED, 'pip install -e ".[test]"')
@@ -35,7 +36,6 @@ import pathlib  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -52,33 +52,6 @@ def start_standin(rates: dict) -> tuple[subprocess.Popen, str]:
         proc.kill()
         sys.exit(f"the stand-in did not start (got {url!r})")
     return proc, url
-
-
-class PeakRSS:
-    """Peak resident memory of this process while the block runs, sampled every 50 ms from /proc."""
-
-    def __enter__(self):
-        self.peak, self._stop = rss_mib(), threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, rss_mib())
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_mib())
-
-
-def rss_mib() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
-    except (OSError, StopIteration):
-        return float("nan")
 
 
 def endpoint_run(prompts, cfg, work: pathlib.Path) -> tuple[float, int, dict]:

@@ -23,6 +23,17 @@ from .configs import dataset_infos, select_configs, selection_context
 from .pipeline import preflight, run_pipeline
 
 
+def write_configs(tables: dict, folder: Path) -> dict[str, int]:
+    """Each config's rows as ``data/<config>/train-00000-of-00001.parquet`` under ``folder``; bytes per config."""
+    sizes = {}
+    for name, ds in tables.items():
+        (folder / "data" / name).mkdir(parents=True)
+        path = folder / "data" / name / "train-00000-of-00001.parquet"
+        ds.to_parquet(str(path))  # cast to the declared features by select_configs
+        sizes[name] = path.stat().st_size
+    return sizes
+
+
 def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path | None = None,
                   repo_id: str | None = None, log=None) -> dict:
     """Run ``recipe`` and write its Hub-layout folder to ``output_dir``; returns the summary.
@@ -50,12 +61,7 @@ def build_dataset(recipe: Recipe, output_dir: str | Path, work_dir: str | Path |
             quality = config_quality(tables, context.get_embeddings(raw), recipe.task_spec.num_labels)
         log(f"writing {len(tables)} configs and the dataset card to {out}")
         with staged_output(out) as tmp:  # the finished folder appears at once, never half-written
-            sizes = {}
-            for name, ds in tables.items():
-                (tmp / "data" / name).mkdir(parents=True)
-                path = tmp / "data" / name / "train-00000-of-00001.parquet"
-                ds.to_parquet(str(path))  # cast to the declared features by select_configs
-                sizes[name] = path.stat().st_size
+            sizes = write_configs(tables, tmp)
             repo_id = repo_id or f"crossaug/{recipe.name}"
             rows = {n: len(d) for n, d in tables.items()}
             dataset_card(recipe, result, rows, reports, list(tables[RAW].column_names), repo_id, quality,
