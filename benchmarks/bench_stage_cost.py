@@ -11,7 +11,7 @@ into. Every stage runs through the package's code: the plan's ``clean`` stage (d
 near-duplicate removal by MinHash and by embedding, judged within a premise's rows, so linear for NLI -- for
 single-text tasks the group is every row and the embedding method is quadratic) and ``ids`` stage; the teacher's
 `predict_probs` in float32 and bfloat16, tokenisation and forward passes timed inside it; `labelled`, what the
-teacher stage runs after training (one pass of the selected model plus one per epoch snapshot); `select_configs`
+teacher stage runs after training (one pass per epoch snapshot; the best epoch's gives the labels); `select_configs`
 per strategy (default selection config; div-k's sentence embedding and k-means timed apart) and the card's
 quality scores; `write_configs`, the Hub-layout parquet files. The teacher is the embedded multilingual-e5-small
 (or ``--model``) with a fresh head, its epoch snapshots copies: labelling costs the same whatever the weights.
@@ -152,7 +152,7 @@ def fresh_teacher(recipe, folder: Path):
         save_file({n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad},
                   str(folder / snaps[-1]))
     teacher = Teacher(path=folder, base=ref.provenance(), dev_accuracy=0.0, dev_size=0, train_size=0,
-                      epoch_checkpoints=snaps, source="none (fresh head)")
+                      epoch_checkpoints=snaps, source="none (fresh head)", best_epoch=cfg.epochs)
     return teacher, model.eval(), tok
 
 
@@ -215,7 +215,7 @@ def measure(n: int, model: str | None = None, log=say) -> list[dict]:
                                 "other_s": round(s - tok_clock.seconds - fwd_clock.seconds, 3)})
             for h in handles:
                 h.remove()
-        passes = 1 + len(teacher.epoch_checkpoints)
+        passes = len(teacher.epoch_checkpoints)  # one per epoch; the best epoch's pass gives the labels
         raw_labelled = stage(f"teacher: labelled() as built, {passes} passes fp32",
                              lambda: labelled(items, teacher_view(items, ctx), ctx, teacher),
                              lambda out, s: {"passes": passes})

@@ -9,7 +9,7 @@ from benchmarks import bench_stage_cost
 
 STAGES = {"clean (default config)", "clean + near_duplicate minhash 0.9", "clean + near_duplicate embedding 0.95",
           "ids", "teacher: one labelling pass, float32", "teacher: one labelling pass, bfloat16",
-          "teacher: labelled() as built, 4 passes fp32", "select: sentence embedding (div-k, quality)", "select: raw",
+          "teacher: labelled() as built, 3 passes fp32", "select: sentence embedding (div-k, quality)", "select: raw",
           "select: rand-k", "select: top-k", "select: div-k", "select: amb-k", "select: easy-k",
           "select: quality scores (card)", "export: parquet configs + dataset_info"}
 

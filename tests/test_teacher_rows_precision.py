@@ -101,3 +101,30 @@ def test_the_teacher_reads_source_limit_rows_and_both_cards_say_so(tiny_llm_dir,
     assert f"({teacher['train_size']} rows of the 90 it read, the rest its dev set)" in student_card
     assert f"| precision | {'bfloat16 autocast' if dtype == 'bfloat16' else 'float32'} |" in student_card
     assert f"precision {dtype}" in student_card  # the teacher's
+
+
+def test_labelling_is_one_pass_per_epoch_and_the_labels_are_the_best_epochs(tiny_llm_dir, tiny_encoder_dir,
+                                                                           tmp_path, monkeypatch):
+    """``best`` holds one epoch's weights: its labels come from that epoch's pass, not from a pass of their own
+    (which labelled every generation twice), and they are what the best model predicts."""
+    import numpy as np
+
+    from hf_crossaug.stages import teacher as teacher_stage
+
+    passes = []
+    real = teacher_stage.predict_probs
+    monkeypatch.setattr(teacher_stage, "predict_probs", lambda *a, **k: passes.append(1) or real(*a, **k))
+    plain = tiny_recipe("sentiment", tiny_llm_dir, tiny_encoder_dir)
+    recipe = dataclasses.replace(plain, teacher=dataclasses.replace(plain.teacher, epochs=3))
+    summary = build_dataset(recipe, tmp_path / "out", tmp_path / "work", log=lambda m: None)
+    raw = Dataset.from_parquet(str(tmp_path / "out" / "data" / "raw" / "train-00000-of-00001.parquet"))
+    done = next((tmp_path / "work").rglob(f"teacher-*/{teacher_stage.DONE_FILE}"))
+    teacher = teacher_stage.Teacher(path=done.parent, **__import__("json").loads(done.read_text()))
+    assert 1 <= teacher.best_epoch <= 3 and summary["stats"]["teacher"]["dev_history"][teacher.best_epoch - 1] == max(
+        summary["stats"]["teacher"]["dev_history"])
+    assert len(passes) == 3  # one per epoch, none for ``best``
+    probs, epochs = np.array(raw["teacher_probs"]), np.array(raw["epoch_probs"])
+    assert epochs.shape[1] == 3 and np.array_equal(probs, epochs[:, teacher.best_epoch - 1])
+    own = teacher_stage.label(raw.select_columns(["text"]), recipe.task_spec,
+                              teacher_stage.Teacher(**{**teacher.__dict__, "best_epoch": None}))
+    assert np.allclose(np.array(own["teacher_probs"]), probs, atol=1e-5)  # the best model's own pass agrees

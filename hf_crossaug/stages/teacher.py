@@ -47,6 +47,7 @@ class Teacher:
     dtype: str = "float32"  # the precision it was trained and labels in (teachers cached before it were fp32)
     dev_history: list[float] | None = None  # dev accuracy after each epoch (None: cached before it was kept)
     train_s: float | None = None  # training wall time, seconds (its own figure when read from the cache)
+    best_epoch: int | None = None  # 1-based: the epoch whose weights ``best`` holds (None: cached before it was kept)
 
     def card_fields(self) -> dict:
         return {"base_model": self.base, "source": self.source, "source_rows": self.source_rows,
@@ -136,13 +137,17 @@ def train_teacher(
     )
     trainer_progress(trainer, "teacher")
     train_s = trainer.train().metrics.get("train_runtime")
-    history = [round(float(h["eval_accuracy"]), 4) for h in trainer.state.log_history if "eval_accuracy" in h]
+    evals = [h for h in trainer.state.log_history if "eval_accuracy" in h]
+    history = [round(float(h["eval_accuracy"]), 4) for h in evals]
+    best = trainer.state.best_model_checkpoint  # .../checkpoint-<step> of the epoch load_best_model_at_end kept
+    best_step = int(best.rsplit("-", 1)[1]) if best else None
+    best_epoch = next((i + 1 for i, h in enumerate(evals) if h.get("step") == best_step), None)
     metrics = trainer.evaluate()
     trainer.save_model(str(out / "best"))
     info = {"base": ref.provenance(), "dev_accuracy": float(metrics["eval_accuracy"]), "dev_size": len(dev),
             "train_size": len(source), "epoch_checkpoints": snapshots.files, "source": source_name,
             "source_rows": source_rows, "dtype": config.dtype, "dev_history": history,
-            "train_s": round(train_s, 1) if train_s is not None else None}
+            "train_s": round(train_s, 1) if train_s is not None else None, "best_epoch": best_epoch}
     if writes_output(trainer):
         for ckpt in out.glob("checkpoint-*"):  # the best model is saved; full checkpoints are not needed
             shutil.rmtree(ckpt)
@@ -182,11 +187,18 @@ def label(ds: Dataset, task: TaskSpec, teacher: Teacher, max_length: int = 128) 
     tokenizer = AutoTokenizer.from_pretrained(str(teacher.path / "best"))
     model = on_accelerator(AutoModelForSequenceClassification.from_pretrained(str(teacher.path / "best"),
                                                                               use_safetensors=True))
-    probs = predict_probs(model, tokenizer, ds, task, max_length, dtype=teacher.dtype)
+    # One pass per epoch snapshot, and the final labels are the best epoch's pass: ``best`` holds that epoch's
+    # weights, so a pass of its own would label every generation a second time (4 passes for 3 epochs, measured
+    # as most of the teacher stage's labelling time: benchmarks/bench_stage_cost.py)
+    snaps = teacher.epoch_checkpoints
+    own_pass = not (snaps and teacher.best_epoch and 1 <= teacher.best_epoch <= len(snaps))
+    probs = predict_probs(model, tokenizer, ds, task, max_length, dtype=teacher.dtype) if own_pass else None
     per_epoch = []
-    for snap in teacher.epoch_checkpoints:  # the same model object, each epoch's trainable weights swapped in
+    for snap in snaps:  # the same model object, each epoch's trainable weights swapped in
         model.load_state_dict(load_file(str(teacher.path / snap)), strict=False)
         per_epoch.append(predict_probs(model, tokenizer, ds, task, max_length, dtype=teacher.dtype))
+    if probs is None:
+        probs = per_epoch[teacher.best_epoch - 1]
     epochs = np.stack(per_epoch, axis=1) if per_epoch else probs[:, None, :]
     new = Dataset.from_dict(
         {
