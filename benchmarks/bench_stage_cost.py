@@ -156,8 +156,12 @@ def fresh_teacher(recipe, folder: Path):
     return teacher, model.eval(), tok
 
 
-def measure(n: int, model: str | None = None, log=say) -> list[dict]:
-    """Every stage after generation over ``n`` synthetic raw generations; one row per stage."""
+def measure(n: int, model: str | None = None, log=say, model_rows: int | None = None) -> list[dict]:
+    """Every stage after generation over ``n`` synthetic raw generations; one row per stage. ``model_rows``: the
+    model passes (labelling, embedding) run on that many rows when ``n`` is larger, and the rest of their output is
+    theirs repeated (embeddings with a little noise, so k-means sees no exact copies); every other stage runs on
+    all ``n`` rows. Why: a forward pass costs the same per row at any size (fixed batches), and at 100K rows the
+    passes alone are ~2 hours on 2 cores."""
     from hf_crossaug.build.card import config_quality
     from hf_crossaug.build.configs import config_names, dataset_infos, select_configs, selection_context
     from hf_crossaug.build.contract import Context
@@ -175,17 +179,21 @@ def measure(n: int, model: str | None = None, log=say) -> list[dict]:
     recipe = recipe_for(model)
     task, rows = recipe.task_spec, []
 
-    def stage(name: str, fn, notes=lambda out, secs: {}):
-        """Run ``fn`` once; its seconds, per 1,000 rows, peak RSS and ``notes(out, seconds)`` as a row."""
+    on = model_rows if model_rows and n > model_rows else n  # the rows a model pass runs on
+
+    def stage(name: str, fn, notes=lambda out, secs: {}, rows_run: int = n):
+        """Run ``fn`` once; its seconds, per 1,000 of the ``rows_run`` it ran on, peak RSS and ``notes(out,
+        seconds)`` as a row."""
         before = rss_mib()
         with PeakRSS() as mem:
             t = time.perf_counter()
             out = fn()
             secs = time.perf_counter() - t
         extra = notes(out, secs)
-        rows.append({"n": n, "stage": name, "seconds": round(secs, 6), "s_per_1k": round(1000 * secs / n, 6),
+        extra |= {"model_rows": rows_run} if rows_run != n else {}
+        rows.append({"n": n, "stage": name, "seconds": round(secs, 6), "s_per_1k": round(1000 * secs / rows_run, 6),
                      "peak_rss_mib": round(mem.peak), "rise_mib": round(mem.peak - before), **extra})
-        log(f"n={n:>7} {name:<46} {secs:9.2f} s {1000 * secs / n:8.3f} s/1k rows  peak {mem.peak:6.0f} MiB "
+        log(f"n={n:>7} {name:<46} {secs:9.2f} s {1000 * secs / rows_run:8.3f} s/1k rows  peak {mem.peak:6.0f} MiB "
             f"{extra or ''}")
         return out
 
@@ -201,28 +209,33 @@ def measure(n: int, model: str | None = None, log=say) -> list[dict]:
                         lambda out, s: {"kept": len(out[0])})
         for method, threshold in (("minhash", 0.9), ("embedding", 0.95)):
             nd = replace(recipe, clean=replace(recipe.clean, near_duplicate=NearDuplicateConfig(method, threshold)))
-            stage(f"clean + near_duplicate {method} {threshold}", lambda: stages["clean"](raw, ctx_for(nd)),
-                  lambda out, s: {"near_duplicates": out[1]["counts"]["generations"]["near_duplicate"]})
+            part = raw if method == "minhash" else raw.select(range(on))  # embedding: a model pass
+            stage(f"clean + near_duplicate {method} {threshold}", lambda: stages["clean"](part, ctx_for(nd)),
+                  lambda out, s: {"near_duplicates": out[1]["counts"]["generations"]["near_duplicate"]}, len(part))
         items, _ = stage("ids", lambda: stages["ids"](kept, ctx))
+        part = items.select(range(min(on, len(items))))
 
         teacher, clf, tok = fresh_teacher(recipe, tmp / "teacher")
         for dtype in ("float32", "bfloat16"):
             tok_clock, fwd_clock = Clock(), Clock()
             handles = fwd_clock.hook(clf)
             stage(f"teacher: one labelling pass, {dtype}", lambda: predict_probs(
-                clf, tok_clock.wrap(tok), items, task, recipe.teacher.max_length, dtype=dtype),
+                clf, tok_clock.wrap(tok), part, task, recipe.teacher.max_length, dtype=dtype),
                 lambda out, s: {"tokenise_s": round(tok_clock.seconds, 3), "forward_s": round(fwd_clock.seconds, 3),
-                                "other_s": round(s - tok_clock.seconds - fwd_clock.seconds, 3)})
+                                "other_s": round(s - tok_clock.seconds - fwd_clock.seconds, 3)}, len(part))
             for h in handles:
                 h.remove()
         passes = len(teacher.epoch_checkpoints)  # one per epoch; the best epoch's pass gives the labels
         raw_labelled = stage(f"teacher: labelled() as built, {passes} passes fp32",
-                             lambda: labelled(items, teacher_view(items, ctx), ctx, teacher),
-                             lambda out, s: {"passes": passes})
+                             lambda: labelled(part, teacher_view(part, ctx), ctx, teacher),
+                             lambda out, s: {"passes": passes}, len(part))
+        raw_labelled = repeat_columns(items, raw_labelled)
         del clf
 
         sel = selection_context(recipe)
-        emb = stage("select: sentence embedding (div-k, quality)", lambda: sel.get_embeddings(raw_labelled))
+        sel.embed_fn = repeat_rows(sel.embed_fn, on)
+        emb = stage("select: sentence embedding (div-k, quality)", lambda: sel.get_embeddings(raw_labelled),
+                    rows_run=min(on, len(raw_labelled)))
         tables = {}
         for name in config_names(recipe):
             km = Clock()
@@ -240,12 +253,37 @@ def measure(n: int, model: str | None = None, log=say) -> list[dict]:
     return rows
 
 
+def repeat_columns(items, part):
+    """``items`` with the columns ``part`` (its first rows, labelled) added, repeated down to every row."""
+    for col in [c for c in part.column_names if c not in items.column_names]:
+        values = part[col]
+        items = items.add_column(col, [values[i % len(values)] for i in range(len(items))],
+                                 feature=part.features[col])
+    return items
+
+
+def repeat_rows(embed_fn, rows: int):
+    """``embed_fn`` run on the first ``rows`` texts only, its vectors repeated (plus 1% noise) for the rest."""
+    import numpy as np
+
+    def embed(texts):
+        head = np.asarray(embed_fn(texts[:rows]))
+        if len(texts) <= rows:
+            return head
+        out = head[np.arange(len(texts)) % rows]
+        noise = np.random.default_rng(0).normal(scale=0.01, size=out.shape).astype(out.dtype)
+        out = out + noise
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+    return embed
+
+
 def summary(rows: list[dict]) -> list[dict]:
-    """Per stage: the per-1,000-row cost at the largest size over that at the smallest."""
+    """Per stage: the per-1,000-row cost at the largest size over that at the smallest (stages whose model pass
+    ran on fewer rows than the size are left out: their cost per row was measured, not their growth)."""
     sizes = sorted({r["n"] for r in rows})
     out = []
     for name in dict.fromkeys(r["stage"] for r in rows):
-        cost = {r["n"]: r["s_per_1k"] for r in rows if r["stage"] == name}
+        cost = {r["n"]: r["s_per_1k"] for r in rows if r["stage"] == name and "model_rows" not in r}
         if len(sizes) > 1 and cost.get(sizes[0]) and sizes[-1] in cost:
             ratio = round(cost[sizes[-1]] / cost[sizes[0]], 2)
             out.append({"stage": name, "ratio": ratio, "superlinear": ratio > SUPERLINEAR})
@@ -257,7 +295,9 @@ def markdown(result: dict) -> str:
     lines = [f"# Cost per 1,000 rows of the stages after generation, NLI, {' and '.join(map(str, sizes))} rows", "",
              f"CPU: {c['model']}, {c['cores']} cores; avx512_bf16: {c['avx512_bf16']}; amx: "
              f"{', '.join(c['amx']) or 'no'}. Teacher: {result['teacher']}.", "",
-             "Peak RSS: the process's (what earlier stages hold included); rise: over its RSS when the stage began.",
+             "Peak RSS: the process's (what earlier stages hold included); rise: over its RSS when the stage began. "
+             "model_rows N: that model pass ran on N rows (its s / 1,000 rows is over them; fixed batches cost the "
+             "same per row at any size) and its output was repeated for the rest, which the later stages ran on.",
              "", "| rows | stage | seconds | s / 1,000 rows | peak RSS (MiB) | rise (MiB) | notes |",
              "|---:|---|---:|---:|---:|---:|---|"]
     base = ("n", "stage", "seconds", "s_per_1k", "peak_rss_mib", "rise_mib")
@@ -273,8 +313,8 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(sizes: list[int], model: str | None, out: Path, log=say) -> dict:
-    rows = [r for n in sorted(sizes) for r in measure(n, model, log)]
+def run(sizes: list[int], model: str | None, out: Path, log=say, model_rows: int | None = None) -> dict:
+    rows = [r for n in sorted(sizes) for r in measure(n, model, log, model_rows)]
     result = {"cpu": cpu(), "sizes": sorted(sizes), "teacher": model or "embedded multilingual-e5-small, fresh head",
               "rows": rows, "ratios": summary(rows)}
     out = out.with_name(f"{out.name}-n{'-'.join(map(str, sorted(sizes)))}")
@@ -291,8 +331,12 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default=None, help="teacher encoder (default: the embedded multilingual-e5-small)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "stage-cost"),
                         help="output path without suffix; -n<sizes> is appended")
+    parser.add_argument("--model-rows", type=int, default=None,
+                        help="run the model passes (labelling, embedding) on at most this many rows per size and "
+                             "repeat their output for the rest (default: all rows; 10000 keeps 100K rows under half "
+                             "an hour on 2 cores)")
     args = parser.parse_args(argv)
-    run(args.rows, args.model, Path(args.out))
+    run(args.rows, args.model, Path(args.out), model_rows=args.model_rows)
 
 
 if __name__ == "__main__":

@@ -29,3 +29,18 @@ def test_every_stage_after_generation_gets_a_row_with_its_cost(tiny_encoder_dir,
     assert written["rows"] == result["rows"] and written["cpu"]["model"]
     md = (tmp_path / "cost-n150-200.md").read_text()
     assert "| 200 | select: div-k |" in md and "avx512_bf16" in md
+
+
+def test_model_passes_can_run_on_fewer_rows_than_the_size(tiny_encoder_dir, tmp_path):
+    """--model-rows: the passes run on that many rows (cost per row over them), the output is repeated for every
+    row, and the stages after them still see all rows; their growth is left out of the ratio table."""
+    result = bench_stage_cost.run([150, 300], str(tiny_encoder_dir), tmp_path / "cost", log=lambda m: None,
+                                  model_rows=150)
+    rows = {r["stage"]: r for r in result["rows"] if r["n"] == 300}
+    capped = {s for s, r in rows.items() if "model_rows" in r}
+    assert capped == {"clean + near_duplicate embedding 0.95", "teacher: one labelling pass, float32",
+                      "teacher: one labelling pass, bfloat16", "teacher: labelled() as built, 3 passes fp32",
+                      "select: sentence embedding (div-k, quality)"}
+    assert all(rows[s]["model_rows"] == 150 for s in capped)
+    assert rows["select: raw"]["seconds"] > 0 and "model_rows" not in rows["select: div-k"]
+    assert not capped & {r["stage"] for r in result["ratios"]} and {r["stage"] for r in result["ratios"]}
