@@ -259,10 +259,10 @@ class TaskRun:
             _, lsummary, _, _ = self.built(0, lever)
             rows = {"balanced": BALANCED_ROWS, "self-train": TEACHER_LEVER_ROWS, STRONG: STRONG_ROWS}.get(lever,
                                                                                                        LEVER_ROWS)
+            if lever == STRONG:  # one evaluation: first, so a run stopped early has the ceiling
+                self.teacher_row(lever, lsummary["stats"]["teacher"])
             self.run_rows([r for r in rows if self.args.lever_rows is None or r in self.args.lever_rows], lever,
                           overrides=LEVER_STUDENT.get(lever))
-            if lever == STRONG:
-                self.teacher_row(lever, lsummary["stats"]["teacher"])
             self.save_features()
             stats = lsummary["stats"]
             self.levers[lever] = {"rows": lsummary["rows"], "counts": stats["counts"],

@@ -183,7 +183,7 @@ STRONG = "strong-teacher"
 # students keep the scale's gold rows and the generations are the plain build's (its source and generation
 # settings are unchanged). Its rows: the T rows, T-all (every generation with its soft labels) and the teacher
 # itself on the targets ("teacher zero-shot": the ceiling the students distil from).
-STRONG_ROWS = ("T-rand-k", "T-div-k", "T-top-k", "T-all")
+STRONG_ROWS = ("T-div-k", "T-all", "T-top-k", "T-rand-k")  # the recommended mode and every generation first
 TEACHER_ROW = "teacher zero-shot"
 DAFTT_ROWS = 200  # "a few hundred labelled source examples" (10% of the 2,000 source rows)
 LEVER_ROWS = ("SRC+GEN", "T-top-k", "T-div-k")

@@ -315,8 +315,8 @@ def test_the_strong_teacher_is_trained_once_on_the_whole_source_and_scored_on_th
         "teacher_dev_accuracy"]
     strong = [json.loads(p.read_text()) for p in (tmp / "work").rglob("teacher-*/teacher.json")]
     assert sum(t["train_size"] == teacher["train_size"] for t in strong) == 1
-    assert [r for r in rows if "strong" in r] == ["T-div-k [strong-teacher]", "T-all [strong-teacher]",
-                                                  "teacher zero-shot [strong-teacher]"]
+    assert [r for r in rows if "strong" in r] == ["teacher zero-shot [strong-teacher]", "T-div-k [strong-teacher]",
+                                                  "T-all [strong-teacher]"]
     gold, raw = rows["SRC"]["seeds"][0]["train_rows"], res["pipeline_builds"]["seed 42"]["rows"]["raw"]
     assert rows["T-all"]["seeds"][0]["train_rows"] == gold + raw  # every generation, soft labels
     assert reproduce.PLAIN_TEACHER in rows["T-div-k [strong-teacher]"]["p_vs"]
