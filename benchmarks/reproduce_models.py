@@ -108,7 +108,6 @@ def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int
     return Path(args.work) / name, summary
 
 
-
 def finetune_correct(row: str, seed: int, args, task, gold, synthetic_: dict, dev, targets: dict,
                      config: str | None = None, overrides: dict | None = None) -> tuple[int, dict]:
     """One fine-tuned student (`train_student`, the whole flow of ``crossaug train``): training rows and

@@ -122,6 +122,7 @@ def test_labelling_is_one_pass_per_epoch_and_the_labels_are_the_best_epochs(tiny
     teacher = teacher_stage.Teacher(path=done.parent, **__import__("json").loads(done.read_text()))
     assert 1 <= teacher.best_epoch <= 3 and summary["stats"]["teacher"]["dev_history"][teacher.best_epoch - 1] == max(
         summary["stats"]["teacher"]["dev_history"])
+    assert summary["stats"]["teacher"]["train_s"] == teacher.train_s > 0  # its own wall time, kept with it
     assert len(passes) == 3  # one per epoch, none for ``best``
     probs, epochs = np.array(raw["teacher_probs"]), np.array(raw["epoch_probs"])
     assert epochs.shape[1] == 3 and np.array_equal(probs, epochs[:, teacher.best_epoch - 1])

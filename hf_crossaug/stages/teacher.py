@@ -53,7 +53,7 @@ class Teacher:
         return {"base_model": self.base, "source": self.source, "source_rows": self.source_rows,
                 "dev_accuracy": self.dev_accuracy, "dev_size": self.dev_size, "train_size": self.train_size,
                 "epochs": len(self.epoch_checkpoints), "dtype": self.dtype,
-                **({"dev_history": self.dev_history} if self.dev_history is not None else {})}
+                **{k: v for k, v in (("dev_history", self.dev_history), ("train_s", self.train_s)) if v is not None}}
 
 
 def training_fields(config: TeacherConfig) -> dict:
