@@ -30,15 +30,18 @@ from hf_crossaug.stages.finetune import FinetuneConfig
 from hf_crossaug.stages.teacher import DONE_FILE
 
 
-def strong_teacher(recipe: Recipe, epochs: int) -> Recipe:
+def strong_teacher(recipe: Recipe, epochs: int, source: str | None = None) -> Recipe:
     """``recipe`` with a teacher trained on every row of its source file (``teacher.source_limit``: the file's row
-    count), at the package's default learning rate, seeded 42 whatever the pipeline seed: the teacher's cache key is
-    then the same for every seed's build, so it is trained once and shared (the table says so)."""
-    path = Path(recipe.source.path)
-    with path.open() as f:
-        rows = sum(1 for line in f if line.strip())
-    teacher = dataclasses.replace(recipe.teacher, source_limit=rows, epochs=epochs, seed=PIPELINE_SEED_BASE,
-                                  learning_rate=TeacherConfig().learning_rate)
+    count) or, given ``source`` (a file or glob), on every row of that (``teacher.source``), at the package's
+    default learning rate, seeded 42 whatever the pipeline seed: the teacher's cache key is then the same for every
+    seed's build, so it is trained once and shared (the table says so)."""
+    rows = {}
+    if source is None:
+        with Path(recipe.source.path).open() as f:
+            rows = {"source_limit": sum(1 for line in f if line.strip())}
+    teacher = dataclasses.replace(recipe.teacher, epochs=epochs, seed=PIPELINE_SEED_BASE,
+                                  learning_rate=TeacherConfig().learning_rate, **rows,
+                                  source=SourceConfig(path=source) if source else None)
     return dataclasses.replace(recipe, teacher=teacher)
 
 
@@ -101,7 +104,8 @@ def build(spec: dict, args, data: Path, log, lever: str | None = None, seed: int
     if args.dtype:  # teacher precision (the students': finetune_correct)
         recipe.teacher = dataclasses.replace(recipe.teacher, dtype=args.dtype)
     if lever == STRONG:  # after the seed: its teacher is pinned to one seed, shared by every build
-        recipe = strong_teacher(recipe, args.strong_teacher_epochs)
+        teacher_source = spec.get("teacher_source")
+        recipe = strong_teacher(recipe, args.strong_teacher_epochs, teacher_source and str(data / teacher_source))
     name = (f"{recipe.name}-bench" + (f"-{lever}" if lever else "") + (f"-seed{seed}" if seed is not None else "")
             + (f"-k{k_name(k)}" if k else ""))
     summary = build_dataset(recipe.validate(), Path(args.work) / name, Path(args.work) / recipe.name, log=log)

@@ -43,7 +43,9 @@ FROZEN_RUN = {"generation_dtype": "bfloat16", "teacher_epochs": 2, "teacher_lr":
 FINETUNE_RUN = {"generation_dtype": "auto", "teacher_epochs": 5, "teacher_lr": 1.5e-4, "student_epochs": 3,
                 "student_lr": 1.5e-4}
 TASKS = {
+    # teacher_source: the strong-teacher lever's English gold when it is not the source file (SNLI dev + test)
     "nli": {"recipe": "xnli-sw-synth", "source": "snli/dev.jsonl", "dev": "xnli/dev-en.jsonl",
+            "teacher_source": "snli/*.jsonl",
             "targets": {"hi": "xnli/dev-hi.jsonl", "ur": "xnli/dev-ur.jsonl", "sw": "xnli/dev-sw.jsonl"},
             "scale": {"source_limit": 2000, "dev_limit": 500, "target_limit": None, "per_class": 400, "k": 150,
                       "clusters": 25, **FROZEN_RUN},
@@ -174,14 +176,15 @@ LEVERS = {
     "daftt": None,  # DAFTT: the generator LoRA-tuned on DAFTT_ROWS labelled source rows first (generate mode)
     "self-train": None,  # one self-training round of the teacher (TeacherConfig.self_training_rounds); same generations
     "balanced": None,  # teacher and students weight the classes equally (class_balance); same generations
-    "strong-teacher": None,  # the teacher learns from the task's whole English source file; same generations
+    "strong-teacher": None,  # the teacher learns from all the task's English gold; same generations
 }
 STRONG = "strong-teacher"
-# A teacher that knows more than the students (issue #28): trained once on every row of the task's source file
-# (teacher.source_limit; SNLI dev 9,842 rows / SST-3 train 8,544), pinned to seed 42 so every pipeline seed's build
-# reuses it from the cache, at the recipe's learning rate (the finetune scale's 1.5e-4 is for 300 rows); the
-# students keep the scale's gold rows and the generations are the plain build's (its source and generation
-# settings are unchanged). Its rows: the T rows, T-all (every generation with its soft labels) and the teacher
+# A teacher that knows more than the students (issue #28): trained once on all the task's English gold (SNLI dev +
+# test, 19,666 rows, through teacher.source; SST-3 train, 8,544, through teacher.source_limit; the dev sets that pick
+# its epoch, XNLI en / SST-3 dev, are not in them), pinned to seed 42 so every pipeline seed's build reuses it from
+# the cache, at the recipe's learning rate (the finetune scale's 1.5e-4 is for 300 rows); the students keep the
+# scale's gold rows and the generations are the plain build's (its source and generation settings are unchanged).
+# Its rows: the T rows, T-all (every generation with its soft labels) and the teacher
 # itself on the targets ("teacher zero-shot": the ceiling the students distil from).
 STRONG_ROWS = ("T-div-k", "T-all", "T-top-k", "T-rand-k")  # the recommended mode and every generation first
 TEACHER_ROW = "teacher zero-shot"

@@ -175,6 +175,7 @@ def dataset_card(recipe: Recipe, result: PipelineResult, rows: dict, reports: di
         shots=stats["source"].get("fewshot") or stats["source"], premise_source=recipe.premise_source,
         templates=templates, teacher=stats["teacher"], source=stats["source"],
         teacher_config=", ".join(f"{k}={v}" for k, v in stats["recipe"]["teacher"].items()),
+        teacher_own_source=(stats["recipe"]["teacher"].get("source") or {}).get("path"),
         strategies=", ".join(sel.strategies), selection_seed=sel.seed, n_clusters=sel.n_clusters,
         selection_reports=summaries, stage_counts=stage_counts, labelled=stats["counts"]["labelled"],
         timings=", ".join(f"{k} {v:.1f}" for k, v in stats["timings"].items()),

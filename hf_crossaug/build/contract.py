@@ -36,6 +36,7 @@ class Context:
     source_name: str
     dev: Dataset | None = None
     teacher_rows: Dataset | None = None  # what the teacher learns from (``teacher.source_limit``); None: ``source``
+    teacher_source_name: str = ""  # where those rows come from (``teacher.source``); "": ``source_name``
     generation: GenerationConfig | None = None  # the generate stage's config (DAFTT swaps in the tuned model)
     style: str | None = None  # the prompt style (DAFTT: "lm", the format the tuned model learnt)
     teacher: object | None = None  # the trained teacher, once the teacher stage ran (self-training reads it)
@@ -45,6 +46,7 @@ class Context:
         self.generation = self.generation or self.recipe.generation
         self.style = self.style or self.generation.prompt_style
         self.teacher_rows = self.source if self.teacher_rows is None else self.teacher_rows
+        self.teacher_source_name = self.teacher_source_name or self.source_name
 
     def generator(self):
         """One generator per generation config, shared by the stages that generate (premises, then items)."""

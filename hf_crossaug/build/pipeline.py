@@ -158,16 +158,18 @@ def load_context(recipe: Recipe, work: Path, stats: dict, log) -> Context:
                                       shots.column_names else "teacher"}
     stats["timings"]["load_source"] = time.perf_counter() - t
     teacher_rows = teacher_source(task, recipe.source, recipe.teacher, source, recipe.generation.seed)
+    own = recipe.teacher.source
+    teacher_name = source_name if own is None else own.path or f"hf_crossaug seed set ({seed_path(task).name})"
     if "label" not in shots.column_names:  # unlabelled target-language texts: the teacher labels them first
         log(f"[0/3] training the teacher to label {len(shots)} unlabelled {recipe.language!r} few-shot examples")
         t = time.perf_counter()
-        pool_teacher = train_teacher(teacher_rows, task, recipe.teacher, work, dev, source_name)
+        pool_teacher = train_teacher(teacher_rows, task, recipe.teacher, work, dev, teacher_name)
         labelled = label(shots, task, pool_teacher, recipe.teacher.max_length)
         shots = labelled.select_columns(list(task.text_columns)).add_column("label", labelled["teacher_label"])
         shots = shots.cast_column("label", task.class_label())
         stats["timings"]["fewshot_labels"] = time.perf_counter() - t
     return Context(recipe, task, work, log, source=source, shots=shots, source_name=source_name, dev=dev,
-                   teacher_rows=teacher_rows)
+                   teacher_rows=teacher_rows, teacher_source_name=teacher_name)
 
 
 def _save(raw: Dataset, stats: dict, recipe: Recipe, raw_file: Path, stats_file: Path) -> PipelineResult:

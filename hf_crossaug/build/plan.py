@@ -260,7 +260,8 @@ def _teacher(rows: Dataset, ctx: Context):
     ctx.log(f"[3/3] training the teacher on {len(ctx.teacher_rows)} source rows and labelling {len(rows)} "
             "generations")
     t = time.perf_counter()
-    ctx.teacher = train_teacher(ctx.teacher_rows, ctx.task, ctx.recipe.teacher, ctx.work, ctx.dev, ctx.source_name)
+    ctx.teacher = train_teacher(ctx.teacher_rows, ctx.task, ctx.recipe.teacher, ctx.work, ctx.dev,
+                                ctx.teacher_source_name)
     t_train, t = time.perf_counter() - t, time.perf_counter()
     out = labelled(rows, teacher_view(rows, ctx), ctx, ctx.teacher)
     return out, {"teacher": ctx.teacher.card_fields(),
@@ -282,7 +283,7 @@ def _self_train(raw: Dataset, ctx: Context):
         ctx.log(f"[3/3] self-training round {r}: the teacher again, on {len(source)} source rows + {len(added)} "
                 "generations it labels like the prompt")
         teacher = train_teacher(concatenate_datasets([source, added]), task, recipe.teacher, ctx.work, dev,
-                                f"{ctx.source_name} + {len(added)} self-labelled generations")
+                                f"{ctx.teacher_source_name} + {len(added)} self-labelled generations")
         raw = labelled(rows, view, ctx, teacher)
         rounds.append({"round": r, "added": len(added), "dev_accuracy": teacher.dev_accuracy})
     return raw, {"teacher": {**teacher.card_fields(), "first_dev_accuracy": first["dev_accuracy"],

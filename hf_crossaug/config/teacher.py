@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from .base import Problem, Validated, at_least, one_of
 from .generate import DTYPES
+from .source import SourceConfig
 
 
 @dataclass
 class TeacherConfig(Validated):
-    """How the teacher is trained; every field but ``source_limit`` (the rows it reads are, by content) and
-    ``self_training_rounds`` is part of the teacher's cache key."""
+    """How the teacher is trained; every field but ``source`` / ``source_limit`` (the rows it reads are, by content)
+    and ``self_training_rounds`` is part of the teacher's cache key."""
 
     model: str | None = None  # None -> embedded multilingual-e5-small; else a Hub id or folder
     revision: str | None = None
@@ -32,6 +33,11 @@ class TeacherConfig(Validated):
     # the teacher may learn from more English gold than the generator's few-shot examples and the students see: up
     # to this many rows of the recipe's source (a seeded subset, as ``source.limit``); None = the rows they get
     source_limit: int | None = None
+    # or English gold of its own (a file, a glob of files such as ``snli/*.jsonl``, or a Hub dataset), read as the
+    # recipe's ``source:`` is; None = the recipe's source
+    source: SourceConfig | None = None
+    # batches of similar length (Trainer ``group_by_length``): less padding per step; the order is still seeded
+    group_by_length: bool = False
     # training and labelling precision: bfloat16 autocast where the device computes it natively (auto), or pinned;
     # float32 by default, so the packaged recipes keep their data (README: measured)
     dtype: str = "float32"
@@ -40,4 +46,6 @@ class TeacherConfig(Validated):
         return [*at_least(self, 1, "epochs", "batch_size", "max_length", "source_limit"),
                 *at_least(self, 0, "self_training_rounds", "seed"), one_of(self, "dtype", DTYPES),
                 (self.learning_rate > 0, "learning_rate", "must be > 0"),
-                (0 < self.dev_fraction < 1, "dev_fraction", "must be in (0, 1)")]
+                (0 < self.dev_fraction < 1, "dev_fraction", "must be in (0, 1)"),
+                (self.source is None or self.source_limit is None, "source_limit",
+                 "limits the recipe's source; with teacher.source set, give teacher.source.limit instead")]

@@ -58,18 +58,21 @@ class Teacher:
 
 def training_fields(config: TeacherConfig) -> dict:
     """The fields that make one teacher (its cache key): not the number of self-training rounds, so round 0 of a
-    self-training build reuses the plain build's teacher, nor ``source_limit`` (the rows read are in the key);
+    self-training build reuses the plain build's teacher, nor ``source`` / ``source_limit`` (the rows read are in the
+    key by content), nor ``group_by_length`` when off;
     ``class_balance`` only when on and ``dtype`` only when not float32, so the teachers built before them keep
     their keys. ``config.dtype`` must be concrete (`training_dtype`)."""
-    return {k: v for k, v in asdict(config).items() if k not in ("self_training_rounds", "source_limit")
-            and not (k == "class_balance" and not v) and not (k == "dtype" and v == "float32")}
+    return {k: v for k, v in asdict(config).items() if k not in ("self_training_rounds", "source_limit", "source")
+            and not (k in ("class_balance", "group_by_length") and not v) and not (k == "dtype" and v == "float32")}
 
 
 def teacher_source(task: TaskSpec, source_config: SourceConfig, config: TeacherConfig, source: Dataset,
                    seed: int) -> Dataset:
     """The English rows the teacher learns from: ``source`` (the rows the few-shot prompts and students get), or,
-    with ``teacher.source_limit``, up to that many rows of the same source, so a teacher can learn from more gold
-    than the students see."""
+    with ``teacher.source_limit``, up to that many rows of the same source, or ``teacher.source``, gold of its own:
+    a teacher can learn from more than the students see."""
+    if config.source is not None:
+        return load_configured(task, config.source, seed)
     if config.source_limit is None or config.source_limit == source_config.limit:
         return source
     return load_configured(task, replace(source_config, limit=config.source_limit), seed)
@@ -122,7 +125,8 @@ def train_teacher(
     if config.freeze_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     args = TrainingArguments(**epoch_selection_args(str(out), config.epochs, config.learning_rate, config.batch_size,
-                                                    config.seed, config.class_balance, config.dtype))
+                                                    config.seed, config.class_balance, config.dtype,
+                                                    group_by_length=config.group_by_length))
     balanced = {"compute_loss_func": WeightedCrossEntropy(balanced_class_weights(source["label"], task.num_labels))
                 } if config.class_balance else {}
     snapshots = EpochSnapshots(out / "epochs")
