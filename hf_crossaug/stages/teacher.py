@@ -126,7 +126,8 @@ def train_teacher(
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     args = TrainingArguments(**epoch_selection_args(str(out), config.epochs, config.learning_rate, config.batch_size,
                                                     config.seed, config.class_balance, config.dtype,
-                                                    group_by_length=config.group_by_length))
+                                                    **({"train_sampling_strategy": "group_by_length"}
+                                                       if config.group_by_length else {})))
     balanced = {"compute_loss_func": WeightedCrossEntropy(balanced_class_weights(source["label"], task.num_labels))
                 } if config.class_balance else {}
     snapshots = EpochSnapshots(out / "epochs")
