@@ -7,6 +7,7 @@ the file and the column or value that is wrong.
 
 from __future__ import annotations
 
+import glob
 import json
 import re
 from importlib import resources
@@ -56,7 +57,7 @@ def check_source(task: TaskSpec, source: str | None, where: str) -> None:
         return
     file = source.partition("@")[0] if Path(source.partition("@")[0]).suffix.lower() in FORMATS else source
     path = Path(file).expanduser()
-    if path.exists():
+    if path.exists() or matching_files(file):
         return
     repo = file if path.suffix.lower() in FORMATS else file.partition("@")[0].partition(":")[0]  # HUB_ID:config@split
     if meant_as_path(repo):
@@ -81,6 +82,14 @@ def check_hub_dataset(repo_id: str, where: str, kind: str = "file") -> None:
     except Exception as exc:  # httpx / requests connection errors, HTTP 5xx: the Hub cannot answer now
         raise ConnectionError(f"{where}: {repo_id} is not an existing {kind}, and the Hub cannot be reached to "
                               f"load it as a dataset ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def matching_files(pattern: str) -> list[str]:
+    """The files a glob such as ``snli/*.jsonl`` names, sorted (the rows' order must not depend on the disk's);
+    [] when ``pattern`` is no glob. Several files are one dataset, as ``data_files`` reads them."""
+    if not glob.has_magic(pattern):
+        return []
+    return sorted(f for f in glob.glob(str(Path(pattern).expanduser())) if Path(f).is_file())
 
 
 def meant_as_path(ref: str) -> bool:
@@ -167,18 +176,21 @@ def load_source(
         where, split = file, rows
     path = Path(where).expanduser()
     if path.suffix.lower() in FORMATS or path.exists():
-        if not path.exists():
-            raise FileNotFoundError(f"source file not found: {path}")
+        files = matching_files(where) or [str(path)]
+        if not Path(files[0]).exists():
+            raise FileNotFoundError(f"source file pattern {path} matches no file" if glob.has_magic(where)
+                                    else f"source file not found: {path}")
         fmt = FORMATS.get(path.suffix.lower())
         if fmt is None:
             raise ValueError(f"source file {path} has an unsupported extension; use one of {', '.join(FORMATS)}")
         kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
-        if path.is_file():
-            _check_text_file(path)
+        for file in files:
+            if Path(file).is_file():
+                _check_text_file(Path(file))
         try:
             # a file is one "train" split; a slice of it ("train[:120]") keeps, e.g., prompt examples apart
             file_split = split if split.startswith("train[") else "train"
-            ds = load_dataset(fmt, data_files=str(path), split=file_split, **kwargs)
+            ds = load_dataset(fmt, data_files=files, split=file_split, **kwargs)
         except Exception as exc:  # datasets raises many types for a broken file
             where_broken = _json_problem(path) if fmt == "json" and path.is_file() else None
             raise ValueError(f"source file {path} could not be read as {fmt}: "
