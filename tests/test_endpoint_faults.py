@@ -17,7 +17,7 @@ import time
 import pytest
 from datasets import Dataset
 
-from hf_crossaug.backends.concurrency import AdaptiveLimit
+from hf_crossaug.backends.concurrency import AdaptiveLimit, keepalive_pools
 from hf_crossaug.backends.endpoint import EndpointGenerator, Replica, pick_replica
 from hf_crossaug.backends.retry import Breaker, RequestFailed, retry_delay
 from hf_crossaug.config.clean import CleanConfig
@@ -149,6 +149,29 @@ def test_adaptive_limit_is_a_fifo_semaphore():
     assert asyncio.run(main()) == (list(range(6)), 0)
 
 
+def test_idle_keepalive_connections_follow_the_adaptive_level():
+    """httpx probes every idle connection it keeps on each request it routes: the connections a high level opened
+    must not stay idle once the level falls (the cap of the real client's pool is what is checked)."""
+    import openai
+
+    client = openai.AsyncOpenAI(base_url="http://127.0.0.1:9/v1", api_key="none")
+    pools = keepalive_pools([client])
+    assert len(pools) == 1 and pools[0]._max_keepalive_connections == 100  # the openai default, until followed
+    limit = AdaptiveLimit(cap=64, start=4)
+    limit.follow(pools)
+    assert pools[0]._max_keepalive_connections == 4
+    for _ in range(8 + 8):
+        limit.on_latency(0.1)
+    assert limit.level == pools[0]._max_keepalive_connections == 16
+    for _ in range(16):
+        limit.on_latency(0.5)
+    assert limit.level == pools[0]._max_keepalive_connections == 11  # 16 * 0.7
+    limit.follow([])
+    limit.on_overload()
+    assert pools[0]._max_keepalive_connections == 11  # no longer followed
+    assert keepalive_pools([object()]) == []  # a client built another way: nothing to follow, nothing breaks
+
+
 def test_request_deadline_and_structured_output_are_validated_config_fields():
     def failing(**kwargs):
         """The fields a config built with ``kwargs`` is refused for (configs check themselves when built)."""
@@ -236,14 +259,18 @@ def test_a_server_that_never_answers_fails_in_one_line_within_the_deadline(make_
     gen.close()
 
 
-def test_adaptive_concurrency_shrinks_on_a_queueing_server_and_grows_back(make_standin, tmp_path):
+def test_adaptive_concurrency_shrinks_on_a_queueing_server_and_grows_back(make_standin, tmp_path, monkeypatch):
     proxy = make_standin(latency=0.1, capacity=2)  # answers 2 at a time, queues the rest
     gen = EndpointGenerator(make_config(proxy.url, max_in_flight=32), tmp_path, **FAST)
+    caps, follow = [], AdaptiveLimit.follow
+    monkeypatch.setattr(AdaptiveLimit, "follow", lambda self, pools: caps.extend(
+        p._max_keepalive_connections for p in self._pools) or follow(self, pools))
     prompts, seeds = prompts_and_seeds(100)
     gen(prompts, seeds)
     queued = gen.stats["concurrency"]
     assert queued["decreases"] >= 2 and queued["level"] <= 8 and queued["cap"] == 32  # a fixed level: 32
 
+    assert caps and caps[-1] == queued["level"]  # the client's keep-alive cap followed the level to the end
     proxy.upstream.set_capacity(None)  # the queue is gone: latency holds at any level
     prompts, seeds = prompts_and_seeds(360, offset=100)
     gen(prompts, seeds)

@@ -28,3 +28,15 @@ def request_body(config, model_id: str, prompt: str, seed: int, field: str | Non
         if config.stop_at_newline:
             body["stop"] = ["\n"]
     return body
+
+
+def parse_answer(response) -> dict:
+    """The served text as returned (nothing stripped) and its token counts; raises on a malformed reply."""
+    choice = response.choices[0]
+    text = choice.message.content if hasattr(choice, "message") else choice.text
+    if text is None:
+        text = ""
+    usage = getattr(response, "usage", None)
+    return {"text": text, "finish_reason": choice.finish_reason,
+            "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+            "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0)}

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from .body import default_seeds, request_body
-from .concurrency import AdaptiveLimit
+from .body import default_seeds, parse_answer, request_body
+from .concurrency import AdaptiveLimit, keepalive_pools
 from . import structured
 from .request_cache import CACHE_FILE, RequestCache, key_for
 from .served import served_model
@@ -216,9 +216,11 @@ class EndpointGenerator:
         key = api_key(self.config)
         self._clients = {r.url: openai.AsyncOpenAI(base_url=r.url, api_key=key, max_retries=0,
                                                    timeout=self.config.request_timeout) for r in self.replicas}
+        self.limit.follow(keepalive_pools(self._clients.values()))
         try:
             return await coro
         finally:
+            self.limit.follow([])
             for client in self._clients.values():
                 with contextlib.suppress(Exception):
                     await client.close()
@@ -296,7 +298,7 @@ class EndpointGenerator:
             sent_at = time.monotonic()
             try:
                 response = await asyncio.wait_for(self._send(replica, sent), min(cfg.request_timeout, deadline.left()))
-                answer = self._parse(response) | ({"format": "json"} if structured.FORMAT_KEY in sent else {})
+                answer = parse_answer(response) | ({"format": "json"} if structured.FORMAT_KEY in sent else {})
             except asyncio.CancelledError:  # the run stopped: no outcome, so no verdict on the replica
                 replica.breaker.probing = False
                 raise
@@ -382,18 +384,6 @@ class EndpointGenerator:
         if "messages" in body:
             return await client.chat.completions.create(**body)
         return await client.completions.create(**body)
-
-    @staticmethod
-    def _parse(response) -> dict:
-        """The served text as returned (nothing stripped) and its token counts; raises on a malformed reply."""
-        choice = response.choices[0]
-        text = choice.message.content if hasattr(choice, "message") else choice.text
-        if text is None:
-            text = ""
-        usage = getattr(response, "usage", None)
-        return {"text": text, "finish_reason": choice.finish_reason,
-                "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
-                "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0)}
 
     # ----- the served model -----
 
