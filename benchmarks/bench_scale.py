@@ -6,9 +6,15 @@ answers at once), run in its own process on 127.0.0.1. The same bodies go throug
 run (``bench_servers.bare_run``: ``openai.AsyncOpenAI``, a semaphore of ``--in-flight``, the client's own
 retries, ``max_retries=8``). Both see the same stand-in, clean and with faults (5% dropped connections:
 half after the headers, half closed without a response; 2% 503s; 1% requests that never answer, cut by
-the ``--request-timeout``). Also reported: peak resident memory per phase, the request cache's size on
-disk, and what a resume that finds every answer in the request cache costs (the shard files removed, the
-cache kept). Run it on an idle machine; for a quick check use a small ``--n``:
+the ``--request-timeout``). Also reported: peak resident memory per phase, the client's CPU per request, the
+request cache's size on disk, and what a resume that finds every answer in the request cache costs (the shard
+files removed, the cache kept).
+
+Fair order: the two paths share 2 cores with the stand-in, and two back-to-back runs of the same path differed
+by up to 12% here, as much as the gap being measured. So each condition gets a warm-up of both paths (not
+reported), then ``--rounds`` rounds of both in alternating order (bare first, then endpoint first, ...), and the
+ratio reported is the median over rounds of each round's endpoint / bare. Run it on an idle machine; for a quick
+check use a small ``--n``:
 
     python -m benchmarks.bench_scale --n 2000 --out /tmp/scale-smoke
 
@@ -33,7 +39,9 @@ require("benchmarks.bench_scale", REQUIRED, 'pip install -e ".[test]"')
 
 import json  # noqa: E402 - after the import check
 import pathlib  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -68,11 +76,18 @@ def cache_mib(work: pathlib.Path) -> float:
     return sum(f.stat().st_size for f in (work / "requests").glob("requests.sqlite*")) / 2**20
 
 
-def phase(rows: list, name: str, n: int, seconds: float, answered: int, peak: float, **extra) -> None:
+def cpu_s() -> float:
+    """CPU seconds of this process (the client; the stand-in runs in its own)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def phase(rows: list, name: str, n: int, seconds: float, answered: int, peak: float, cpu: float, **extra) -> None:
     rows.append({"phase": name, "requests_per_s": round(n / seconds, 1), "seconds": round(seconds, 2),
-                 "answered": answered, "peak_rss_mib": round(peak, 1), **extra})
-    print(f"{name:>24}: {n / seconds:8.1f} requests/s  ({seconds:.1f} s, {answered}/{n} answered, "
-          f"peak RSS {peak:.0f} MiB) {extra or ''}", flush=True)
+                 "answered": answered, "peak_rss_mib": round(peak, 1), "cpu_ms_per_request": round(1000 * cpu / n, 3),
+                 **extra})
+    print(f"{name:>28}: {n / seconds:8.1f} requests/s  ({seconds:.1f} s, {answered}/{n} answered, "
+          f"{1000 * cpu / n:.2f} ms CPU a request, peak RSS {peak:.0f} MiB) {extra or ''}", flush=True)
 
 
 def run(args) -> dict:
@@ -82,9 +97,32 @@ def run(args) -> dict:
     from hf_crossaug.config.generate import GenerationConfig
     from hf_crossaug.utils.fingerprint import shard_seed
 
-    prompts = Dataset.from_dict({"prompt": [f"Write sentence number {i} about the sea.\nSentence:"
-                                            for i in range(args.n)]})
-    rows: list[dict] = []
+    def prompts_of(n: int) -> Dataset:
+        return Dataset.from_dict({"prompt": [f"Write sentence number {i} about the sea.\nSentence:"
+                                             for i in range(n)]})
+
+    def bare(prompts, cfg, rows, name):
+        seeds = [shard_seed(cfg.seed, i) for i in range(len(prompts))]  # the bodies the generate stage sends
+        with PeakRSS() as mem:
+            cpu = cpu_s()
+            texts, _, _, secs = bare_run(prompts["prompt"], seeds, cfg, max_retries=8)
+            cpu = cpu_s() - cpu
+        if rows is not None:
+            phase(rows, name, len(prompts), secs, sum(t is not None for t in texts), mem.peak, cpu)
+        return len(prompts) / secs
+
+    def endpoint(prompts, cfg, rows, name, work):
+        with PeakRSS() as mem:
+            cpu = cpu_s()
+            secs, answered, cost = endpoint_run(prompts, cfg, work)
+            cpu = cpu_s() - cpu
+        if rows is not None:
+            phase(rows, name, len(prompts), secs, answered, mem.peak, cpu, retries=cost.get("retries", {}),
+                  failures=cost.get("failures", {}), in_flight=cost.get("concurrency"),
+                  cache_mib=round(cache_mib(work), 1), cache_hits=cost.get("cache_hits"))
+        return len(prompts) / secs
+
+    prompts, rows, summary = prompts_of(args.n), [], []
     for label, rates in (("clean", {}), ("faults", FAULTS)):
         proc, url = start_standin(rates)
         try:
@@ -92,44 +130,57 @@ def run(args) -> dict:
                                    max_new_tokens=8, shard_size=args.shard_size, max_in_flight=args.in_flight,
                                    request_timeout=args.request_timeout, request_deadline=120.0, max_retries=8,
                                    max_failed_fraction=0.01, seed=0)
-            seeds = [shard_seed(cfg.seed, i) for i in range(args.n)]  # the bodies the generate stage sends
-            with PeakRSS() as mem:
-                texts, _, _, secs = bare_run(prompts["prompt"], seeds, cfg, max_retries=8)
-            answered = sum(t is not None for t in texts)
-            phase(rows, f"bare AsyncOpenAI, {label}", args.n, secs, answered, mem.peak)
-            bare = rows[-1]["requests_per_s"]
-            with tempfile.TemporaryDirectory() as tmp:
-                work = pathlib.Path(tmp)
-                with PeakRSS() as mem:
-                    secs, answered, cost = endpoint_run(prompts, cfg, work)
-                phase(rows, f"endpoint path, {label}", args.n, secs, answered, mem.peak,
-                      vs_bare=round(args.n / secs / bare, 2), retries=cost.get("retries", {}),
-                      failures=cost.get("failures", {}), in_flight=cost.get("concurrency"),
-                      cache_mib=round(cache_mib(work), 1))
-                if label == "clean":  # a resume that finds every answer in the request cache
-                    for folder in work.glob("scale-*"):
-                        shutil.rmtree(folder)
-                    with PeakRSS() as mem:
-                        secs, answered, cost = endpoint_run(prompts, cfg, work)
-                    phase(rows, "resume, all cached", args.n, secs, answered, mem.peak,
-                          cache_hits=cost.get("cache_hits"), requests=cost.get("requests"))
+            if args.warmup:  # both paths once, unreported: the stand-in and this process settle first
+                warm = prompts_of(args.warmup)
+                with tempfile.TemporaryDirectory() as tmp:
+                    bare(warm, cfg, None, "")
+                    endpoint(warm, cfg, None, "", pathlib.Path(tmp))
+            ratios, rates_of = [], {"bare": [], "endpoint": []}
+            for r in range(1, args.rounds + 1):
+                with tempfile.TemporaryDirectory() as tmp:
+                    work, got = pathlib.Path(tmp), {}
+                    for path in (("bare", "endpoint") if r % 2 else ("endpoint", "bare")):
+                        name = f"{'bare AsyncOpenAI' if path == 'bare' else 'endpoint path'}, {label}, round {r}"
+                        got[path] = (bare(prompts, cfg, rows, name) if path == "bare"
+                                     else endpoint(prompts, cfg, rows, name, work))
+                    ratios.append(got["endpoint"] / got["bare"])
+                    for path, rate in got.items():
+                        rates_of[path].append(rate)
+                    if label == "clean" and r == 1:  # a resume that finds every answer in the request cache
+                        for folder in work.glob("scale-*"):
+                            shutil.rmtree(folder)
+                        endpoint(prompts, cfg, rows, "resume, all cached", work)
+            summary.append({"condition": label, "rounds": args.rounds,
+                            "bare_requests_per_s": round(statistics.median(rates_of["bare"]), 1),
+                            "endpoint_requests_per_s": round(statistics.median(rates_of["endpoint"]), 1),
+                            "ratio_median": round(statistics.median(ratios), 3),
+                            "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)]})
+            print(f"{label}: endpoint / bare, median of {args.rounds} rounds: {summary[-1]['ratio_median']} "
+                  f"(range {summary[-1]['ratio_range']})", flush=True)
         finally:
             proc.stdin.close()
             proc.wait(30)
-    return {"n": args.n, "in_flight": args.in_flight, "shard_size": args.shard_size,
-            "request_timeout": args.request_timeout, "faults": FAULTS, "rows": rows}
+    return {"n": args.n, "in_flight": args.in_flight, "shard_size": args.shard_size, "rounds": args.rounds,
+            "warmup": args.warmup, "request_timeout": args.request_timeout, "faults": FAULTS, "summary": summary,
+            "rows": rows}
 
 
 def markdown(result: dict) -> str:
     lines = [f"# Endpoint path at scale: {result['n']} prompts, {result['in_flight']} in flight, "
              f"shards of {result['shard_size']}",
-             "", f"Faults: {json.dumps(result['faults'])}; request timeout {result['request_timeout']} s.", "",
-             "| phase | requests/s | vs bare | seconds | answered | peak RSS (MiB) | cache (MiB) | notes |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "", f"Faults: {json.dumps(result['faults'])}; request timeout {result['request_timeout']} s; "
+             f"{result['rounds']} rounds per condition, alternating which path goes first, after a warm-up of "
+             f"{result['warmup']} requests through each.", "",
+             "| condition | bare requests/s (median) | endpoint requests/s (median) | endpoint / bare (median of "
+             "rounds) | range over rounds |", "|---|---:|---:|---:|---|"]
+    lines += [f"| {s['condition']} | {s['bare_requests_per_s']} | {s['endpoint_requests_per_s']} | "
+              f"{s['ratio_median']} | {s['ratio_range'][0]}-{s['ratio_range'][1]} |" for s in result["summary"]]
+    lines += ["", "| run | requests/s | seconds | answered | CPU ms / request | peak RSS (MiB) | cache (MiB) | notes |",
+              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in result["rows"]:
-        notes = {k: r[k] for k in ("retries", "failures", "in_flight", "cache_hits", "requests") if r.get(k)}
-        lines.append(f"| {r['phase']} | {r['requests_per_s']} | {r.get('vs_bare', '')} | {r['seconds']} | "
-                     f"{r['answered']} | {r['peak_rss_mib']} | {r.get('cache_mib', '')} | "
+        notes = {k: r[k] for k in ("retries", "failures", "in_flight", "cache_hits") if r.get(k)}
+        lines.append(f"| {r['phase']} | {r['requests_per_s']} | {r['seconds']} | {r['answered']} | "
+                     f"{r['cpu_ms_per_request']} | {r['peak_rss_mib']} | {r.get('cache_mib', '')} | "
                      f"{json.dumps(notes) if notes else ''} |")
     return "\n".join(lines) + "\n"
 
@@ -139,6 +190,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="prompts (default 100000)")
     parser.add_argument("--in-flight", type=int, default=64, help="max_in_flight, and the bare loop's semaphore")
     parser.add_argument("--shard-size", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of both paths per condition (default 2)")
+    parser.add_argument("--warmup", type=int, default=2000, help="requests through each path first, unreported")
     parser.add_argument("--request-timeout", type=float, default=2.0, help="cuts the hung requests (both paths)")
     parser.add_argument("--out", default=None, help="output path without suffix")
     args = parser.parse_args()
