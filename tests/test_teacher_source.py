@@ -77,3 +77,4 @@ def test_the_teacher_learns_from_its_own_source_and_the_card_names_it(tiny_llm_d
     # the card names the file, not the folder it was in on the maker's machine
     assert "(30 labelled rows for the prompts; the teacher learnt from *.jsonl, 75 rows (`teacher.source`)" in card
     assert str(tmp_path) not in card
+

@@ -73,7 +73,7 @@ def _clean_first(rows: Dataset, ctx: Context):
     first = ctx.task.first_column
     out = clean(rows, first, ctx.recipe.clean, embedder=near_duplicate_embedder(ctx.recipe))
     counts = {"prompts": len(out), **drop_counts(out)}
-    kept = _kept(out, counts, "premise survived cleaning")
+    kept = _kept(out, counts, f"generated {first!r} survived cleaning")  # the task's first column, by name
     return kept.select_columns(["prompt_id", first, "domain"]), {"counts": {"premises": counts}}
 
 
