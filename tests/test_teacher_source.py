@@ -78,3 +78,13 @@ def test_the_teacher_learns_from_its_own_source_and_the_card_names_it(tiny_llm_d
     assert "(30 labelled rows for the prompts; the teacher learnt from *.jsonl, 75 rows (`teacher.source`)" in card
     assert str(tmp_path) not in card
 
+
+
+def test_a_missing_teacher_source_is_one_line_before_any_work(tiny_llm_dir, tiny_encoder_dir, tmp_path):
+    from hf_crossaug.build.pipeline import preflight
+
+    plain = tiny_recipe("sentiment", tiny_llm_dir, tiny_encoder_dir)
+    recipe = dataclasses.replace(plain, teacher=dataclasses.replace(
+        plain.teacher, source=SourceConfig(path=str(tmp_path / "gold" / "*.jsonl"))))
+    with pytest.raises(FileNotFoundError, match=r"field 'teacher.source.path': .*\*\.jsonl is not an existing file"):
+        preflight(recipe)

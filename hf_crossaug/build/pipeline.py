@@ -98,8 +98,9 @@ def preflight(recipe: Recipe) -> None:
         if name not in STRATEGIES:
             raise ValueError(f"recipe {recipe.name!r}: field 'selection.strategies' names unknown strategy {name!r} "
                              f"(known: {', '.join(STRATEGIES)})")
-    for field_name in ("source", "dev", "fewshot_source"):
-        cfg = getattr(recipe, field_name)
+    sources = {"source": recipe.source, "dev": recipe.dev, "fewshot_source": recipe.fewshot_source,
+               "teacher.source": recipe.teacher.source}
+    for field_name, cfg in sources.items():
         if cfg is not None:
             check_source(task, cfg.path, f"recipe {recipe.name!r}: field '{field_name}.path'")
     models = [("teacher.model", recipe.teacher.model, ENCODER_DEFAULT, recipe.teacher.revision)]
