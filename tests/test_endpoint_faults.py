@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import re
+import statistics
 import time
 
 import pytest
@@ -131,6 +133,26 @@ def test_adaptive_limit_slow_starts_shrinks_when_latency_climbs_and_grows_back()
         limit.on_overload()
     assert limit.decreases == decreases + 1 and limit.level == int(level * 0.7)  # once per burst
     assert AdaptiveLimit(cap=3, start=8).level == 3  # max_in_flight stays the cap
+
+
+def test_adaptive_limit_holds_its_level_over_a_long_run_and_follows_a_server_slower_for_good():
+    """Latency that grows with the level (a fast server, a client busy with its own CPU) must hold the level where
+    it was, however long the run: the best latency seen used to drift up 5% on every shrink and never come back,
+    so after ~60 shrinks the level sat at the cap for good. A server that got slower at every level must still
+    win its level back (the drift's purpose)."""
+    rng = random.Random(0)
+    limit, levels = AdaptiveLimit(cap=64), []
+    for i in range(60_000):
+        limit.on_latency(0.0016 * limit.level * rng.uniform(0.8, 1.25) + (0.05 if rng.random() < 0.002 else 0))
+        levels.append(limit.level)
+    early, late = statistics.mean(levels[5_000:15_000]), statistics.mean(levels[-10_000:])
+    assert limit.decreases > 100 and 15 < early < 45 and abs(late - early) < 5 and max(levels[-10_000:]) < 64
+    slower = AdaptiveLimit(cap=64)
+    for _ in range(2_000):
+        slower.on_latency(0.1)
+    for _ in range(4_000):
+        slower.on_latency(0.5)  # 5x at every level, for good
+    assert slower.level == 64
 
 
 def test_adaptive_limit_is_a_fifo_semaphore():

@@ -35,6 +35,10 @@ class AdaptiveLimit:
         self.tolerance, self.backoff, self.min_window, self.slack = tolerance, backoff, min_window, slack
         self.slow_start = True
         self.baseline: float | None = None  # the lowest window median seen: latency without queueing
+        # Drift only on a shrink that follows a shrink: a shrink that brought latency back says the baseline is
+        # right. Drifting on every shrink ratcheted it up for good (never back down): after ~60 decreases the
+        # level sat at the cap, piling requests into the server's queue (measured: 100K requests to a fast server).
+        self._shrank_last = False
         self.samples: list[float] = []
         self.in_flight = 0
         self.lowest = self.highest = int(self.limit)
@@ -88,9 +92,12 @@ class AdaptiveLimit:
         if self.baseline is None or median < self.baseline:
             self.baseline = median
         if median > self.tolerance * self.baseline + self.slack:
+            if self._shrank_last:  # the last window shrank too and latency stayed up: the server may be slower for
+                self.baseline *= 1.05  # good, so the best seen drifts up (slowly) rather than punish it forever
             self._shrink()
-            self.baseline *= 1.05  # drift up slowly: a server that got slower for good is not punished forever
+            self._shrank_last = True
         else:
+            self._shrank_last = False
             self._set(self.limit * 2 if self.slow_start else self.limit + 1)
 
     def on_overload(self) -> None:
